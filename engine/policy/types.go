@@ -1,0 +1,201 @@
+// Package policy holds Kedastral's configuration objects, ForecastPolicy and
+// DataSource, in the Kubernetes shape shared by policy files, ConfigMaps and
+// the custom resources in deploy/crds, and decodes and validates them.
+package policy
+
+import (
+	"time"
+
+	"github.com/prometheus/common/config"
+	"github.com/prometheus/common/model"
+)
+
+// APIVersion is the only apiVersion this version of Kedastral reads.
+const APIVersion = "kedastral.io/v1alpha1"
+
+// Kinds of objects in a policy file.
+const (
+	KindForecastPolicy = "ForecastPolicy"
+	KindDataSource     = "DataSource"
+)
+
+// Defaults filled in by Validate for fields left empty.
+const (
+	DefaultInterval = model.Duration(30 * time.Second)
+	DefaultLookback = model.Duration(7 * 24 * time.Hour)
+	DefaultStep     = model.Duration(time.Minute)
+	DefaultModel    = "baseline"
+	DefaultQuantile = 0.5
+	DefaultHeadroom = 1.0
+)
+
+// ObjectMeta is the part of Kubernetes' metadata that Kedastral uses.
+type ObjectMeta struct {
+	Name        string            `yaml:"name" json:"name"`
+	Namespace   string            `yaml:"namespace,omitempty" json:"namespace,omitempty"`
+	Labels      map[string]string `yaml:"labels,omitempty" json:"labels,omitempty"`
+	Annotations map[string]string `yaml:"annotations,omitempty" json:"annotations,omitempty"`
+}
+
+// TypeMeta is the apiVersion and kind of an object.
+type TypeMeta struct {
+	APIVersion string `yaml:"apiVersion" json:"apiVersion"`
+	Kind       string `yaml:"kind" json:"kind"`
+}
+
+// ForecastPolicy says what to forecast, from which query, with which model,
+// and how a forecast becomes a replica count.
+type ForecastPolicy struct {
+	TypeMeta `yaml:",inline" json:",inline"`
+	Metadata ObjectMeta         `yaml:"metadata" json:"metadata"`
+	Spec     ForecastPolicySpec `yaml:"spec" json:"spec"`
+}
+
+// ForecastPolicySpec is the desired behaviour of a ForecastPolicy.
+type ForecastPolicySpec struct {
+	// TargetRef names the workload the policy scales (informational; the
+	// ScaledObject that uses the policy is what KEDA scales).
+	TargetRef TargetRef `yaml:"targetRef" json:"targetRef"`
+	// Metric is a short name for the forecast signal, e.g. http_rps.
+	Metric string `yaml:"metric,omitempty" json:"metric,omitempty"`
+	// Horizon is how far ahead the model forecasts.
+	Horizon model.Duration `yaml:"horizon" json:"horizon"`
+	// LeadTime is how long a new pod takes to be ready: desired replicas
+	// cover the forecast from now to now+LeadTime.
+	LeadTime model.Duration `yaml:"leadTime" json:"leadTime"`
+	// Interval is how often the policy is evaluated.
+	Interval model.Duration `yaml:"interval,omitempty" json:"interval,omitempty"`
+	// Lookback is how much history the model sees (the forecaster reads one
+	// hour more, so that a lag of exactly the lookback, e.g. the same time last
+	// week with 7d, still has the recent window models compare levels over).
+	Lookback model.Duration `yaml:"lookback,omitempty" json:"lookback,omitempty"`
+	// Step is the resolution of the history and of the forecast.
+	Step model.Duration `yaml:"step,omitempty" json:"step,omitempty"`
+	// Ahead lists the offsets published as kedastral_predicted_value{ahead};
+	// by default LeadTime and Horizon.
+	Ahead []model.Duration `yaml:"ahead,omitempty" json:"ahead,omitempty"`
+	// Capacity turns a forecast into replicas.
+	Capacity Capacity `yaml:"capacity" json:"capacity"`
+	// Model selects and configures the forecasting model.
+	Model ModelSpec `yaml:"model,omitempty" json:"model,omitempty"`
+	// Sources are the signals to forecast.
+	Sources []Source `yaml:"sources" json:"sources"`
+	// DataSourceRef names the DataSource the queries run against; by default
+	// the forecaster's --prometheus.url.
+	DataSourceRef *LocalObjectReference `yaml:"dataSourceRef,omitempty" json:"dataSourceRef,omitempty"`
+}
+
+// TargetRef identifies the scaled workload.
+type TargetRef struct {
+	APIVersion string `yaml:"apiVersion,omitempty" json:"apiVersion,omitempty"`
+	Kind       string `yaml:"kind,omitempty" json:"kind,omitempty"`
+	Name       string `yaml:"name" json:"name"`
+}
+
+// LocalObjectReference names another object in the same namespace.
+type LocalObjectReference struct {
+	Name string `yaml:"name" json:"name"`
+}
+
+// Capacity is the capacity model: how much load one pod serves, the safety
+// margin, the replica bounds and how fast replicas may change.
+type Capacity struct {
+	// TargetPerPod is the load one pod should carry, in the signal's unit.
+	TargetPerPod float64 `yaml:"targetPerPod" json:"targetPerPod"`
+	// Headroom multiplies the forecast before dividing by TargetPerPod (1.2 = 20% spare).
+	Headroom float64 `yaml:"headroom,omitempty" json:"headroom,omitempty"`
+	// Min and Max bound the desired replicas.
+	Min int32 `yaml:"min,omitempty" json:"min,omitempty"`
+	Max int32 `yaml:"max" json:"max"`
+	// Behavior limits how fast desired replicas change, in the shape of the
+	// HorizontalPodAutoscaler v2 behavior field.
+	Behavior *Behavior `yaml:"behavior,omitempty" json:"behavior,omitempty"`
+}
+
+// Behavior configures scale-up and scale-down limits separately, like
+// autoscaling/v2 HorizontalPodAutoscalerBehavior.
+type Behavior struct {
+	ScaleUp   *ScalingRules `yaml:"scaleUp,omitempty" json:"scaleUp,omitempty"`
+	ScaleDown *ScalingRules `yaml:"scaleDown,omitempty" json:"scaleDown,omitempty"`
+}
+
+// SelectPolicy says which of several scaling policies applies.
+type SelectPolicy string
+
+// Values of SelectPolicy, as in autoscaling/v2.
+const (
+	SelectMax      SelectPolicy = "Max"
+	SelectMin      SelectPolicy = "Min"
+	SelectDisabled SelectPolicy = "Disabled"
+)
+
+// ScalingRules is autoscaling/v2 HPAScalingRules.
+type ScalingRules struct {
+	// StabilizationWindowSeconds: while scaling down, the highest
+	// recommendation of this window is used; while scaling up, the lowest.
+	StabilizationWindowSeconds *int32          `yaml:"stabilizationWindowSeconds,omitempty" json:"stabilizationWindowSeconds,omitempty"`
+	SelectPolicy               *SelectPolicy   `yaml:"selectPolicy,omitempty" json:"selectPolicy,omitempty"`
+	Policies                   []ScalingPolicy `yaml:"policies,omitempty" json:"policies,omitempty"`
+}
+
+// ScalingPolicyType is Pods or Percent.
+type ScalingPolicyType string
+
+// Values of ScalingPolicyType, as in autoscaling/v2.
+const (
+	PodsScalingPolicy    ScalingPolicyType = "Pods"
+	PercentScalingPolicy ScalingPolicyType = "Percent"
+)
+
+// ScalingPolicy allows a change of Value pods (or percent) per PeriodSeconds.
+type ScalingPolicy struct {
+	Type          ScalingPolicyType `yaml:"type" json:"type"`
+	Value         int32             `yaml:"value" json:"value"`
+	PeriodSeconds int32             `yaml:"periodSeconds" json:"periodSeconds"`
+}
+
+// ModelSpec selects the forecasting model.
+type ModelSpec struct {
+	// Type is a registered model name (see engine/model).
+	Type string `yaml:"type,omitempty" json:"type,omitempty"`
+	// Quantile of the forecast distribution that capacity plans for, in (0,1).
+	Quantile float64 `yaml:"quantile,omitempty" json:"quantile,omitempty"`
+}
+
+// SourceTypePrometheus is the only source type so far.
+const SourceTypePrometheus = "prometheus"
+
+// Source is one signal to forecast.
+type Source struct {
+	Name string `yaml:"name" json:"name"`
+	Type string `yaml:"type,omitempty" json:"type,omitempty"`
+	// Query is a PromQL expression returning an instant vector; each series it
+	// returns is forecast on its own.
+	Query string `yaml:"query" json:"query"`
+}
+
+// DataSource says where a Prometheus-compatible API is and how to reach it.
+type DataSource struct {
+	TypeMeta `yaml:",inline" json:",inline"`
+	Metadata ObjectMeta     `yaml:"metadata" json:"metadata"`
+	Spec     DataSourceSpec `yaml:"spec" json:"spec"`
+}
+
+// DataSourceSpec is a Prometheus URL and its HTTP client settings, in the same
+// shape as a Prometheus remote_write entry so users can paste theirs.
+type DataSourceSpec struct {
+	Type string `yaml:"type,omitempty" json:"type,omitempty"`
+	// URL is the base URL of the Prometheus HTTP API, e.g. http://prometheus:9090.
+	URL string `yaml:"url" json:"url"`
+	// HTTPClientConfig holds basic_auth, authorization, oauth2,
+	// tls_config, proxy_url, http_headers, ... as Prometheus reads them.
+	HTTPClientConfig config.HTTPClientConfig `yaml:",inline" json:",inline"`
+}
+
+// UnmarshalYAML starts from Prometheus' default HTTP client settings, as a
+// Prometheus configuration file does.
+func (s *DataSourceSpec) UnmarshalYAML(unmarshal func(any) error) error {
+	*s = DataSourceSpec{HTTPClientConfig: config.DefaultHTTPClientConfig}
+	type plain DataSourceSpec
+	return unmarshal((*plain)(s))
+}

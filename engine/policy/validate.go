@@ -1,0 +1,310 @@
+package policy
+
+import (
+	"errors"
+	"fmt"
+	"math"
+	"net/url"
+	"regexp"
+	"slices"
+	"time"
+
+	"github.com/prometheus/common/model"
+	"github.com/prometheus/prometheus/promql/parser"
+
+	kmodel "github.com/kedastral/kedastral/engine/model"
+)
+
+// Limits that keep one policy from exhausting the forecaster.
+const (
+	MinInterval     = time.Second
+	MinStep         = time.Second
+	MaxHistorySteps = 200_000 // lookback / step
+	MaxHorizonSteps = 10_000  // horizon / step
+	MaxAhead        = 32
+	MaxReplicas     = 100_000
+)
+
+// FieldError is a validation error for one field.
+type FieldError struct {
+	Field string
+	Err   error
+}
+
+func (e *FieldError) Error() string { return e.Field + ": " + e.Err.Error() }
+func (e *FieldError) Unwrap() error { return e.Err }
+
+func fieldErr(field, format string, args ...any) error {
+	return &FieldError{Field: field, Err: fmt.Errorf(format, args...)}
+}
+
+var nameRE = regexp.MustCompile(`^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$`)
+
+func validateMeta(m ObjectMeta) error {
+	if m.Name == "" {
+		return fieldErr("metadata.name", "is required")
+	}
+	if len(m.Name) > 253 || !nameRE.MatchString(m.Name) {
+		return fieldErr("metadata.name", "%q is not a valid name: lower case letters, digits, '-' and '.', starting and ending with a letter or digit", m.Name)
+	}
+	return nil
+}
+
+var promqlParser = parser.NewParser(parser.Options{})
+
+// ParseQuery parses a PromQL expression and checks that it yields an instant
+// vector or a scalar, the only results a range query can return.
+func ParseQuery(q string) (parser.Expr, error) {
+	if q == "" {
+		return nil, errors.New("is required")
+	}
+	expr, err := promqlParser.ParseExpr(q)
+	if err != nil {
+		return nil, fmt.Errorf("invalid PromQL %q: %w", q, err)
+	}
+	switch t := expr.Type(); t {
+	case parser.ValueTypeVector, parser.ValueTypeScalar:
+		return expr, nil
+	default:
+		return nil, fmt.Errorf("PromQL %q returns a %s; it must return an instant vector", q, t)
+	}
+}
+
+// Validate checks a policy and fills in defaults. The error is a *FieldError
+// naming the first bad field.
+func (p *ForecastPolicy) Validate() error {
+	if err := validateMeta(p.Metadata); err != nil {
+		return err
+	}
+	s := &p.Spec
+	if s.TargetRef.Name == "" {
+		return fieldErr("spec.targetRef.name", "is required")
+	}
+	if s.Interval == 0 {
+		s.Interval = DefaultInterval
+	}
+	if s.Step == 0 {
+		s.Step = DefaultStep
+	}
+	if s.Lookback == 0 {
+		s.Lookback = DefaultLookback
+	}
+	if d := time.Duration(s.Interval); d < MinInterval {
+		return fieldErr("spec.interval", "must be at least %s, got %s", MinInterval, s.Interval)
+	}
+	step := time.Duration(s.Step)
+	if step < MinStep {
+		return fieldErr("spec.step", "must be at least %s, got %s", MinStep, s.Step)
+	}
+	if time.Duration(s.Lookback) < step {
+		return fieldErr("spec.lookback", "must be at least one step (%s), got %s", s.Step, s.Lookback)
+	}
+	if n := time.Duration(s.Lookback) / step; n > MaxHistorySteps {
+		return fieldErr("spec.lookback", "%s at step %s is %d points, more than the limit of %d", s.Lookback, s.Step, n, MaxHistorySteps)
+	}
+	if s.Horizon <= 0 {
+		return fieldErr("spec.horizon", "must be positive, got %s", s.Horizon)
+	}
+	if n := time.Duration(s.Horizon) / step; n > MaxHorizonSteps {
+		return fieldErr("spec.horizon", "%s at step %s is %d points, more than the limit of %d", s.Horizon, s.Step, n, MaxHorizonSteps)
+	}
+	if s.LeadTime < 0 {
+		return fieldErr("spec.leadTime", "must not be negative, got %s", s.LeadTime)
+	}
+	if s.LeadTime > s.Horizon {
+		return fieldErr("spec.leadTime", "%s is beyond the horizon %s: the forecast must cover the lead time", s.LeadTime, s.Horizon)
+	}
+	defaultAhead := len(s.Ahead) == 0
+	if defaultAhead {
+		if s.LeadTime > 0 {
+			s.Ahead = append(s.Ahead, s.LeadTime)
+		}
+		if s.Horizon != s.LeadTime {
+			s.Ahead = append(s.Ahead, s.Horizon)
+		}
+	}
+	if len(s.Ahead) > MaxAhead {
+		return fieldErr("spec.ahead", "at most %d offsets, got %d", MaxAhead, len(s.Ahead))
+	}
+	for i, a := range s.Ahead {
+		f := fmt.Sprintf("spec.ahead[%d]", i)
+		if a <= 0 || a > s.Horizon {
+			return fieldErr(f, "must be in (0, horizon=%s], got %s", s.Horizon, a)
+		}
+		if time.Duration(a)%step != 0 {
+			if defaultAhead {
+				// The user wrote no ahead: name the field the offset came from.
+				f = "spec.horizon"
+				if a == s.LeadTime {
+					f = "spec.leadTime"
+				}
+				return fieldErr(f, "%s is not a multiple of the step %s; set spec.ahead to publish other offsets", a, s.Step)
+			}
+			return fieldErr(f, "%s is not a multiple of the step %s", a, s.Step)
+		}
+		if slices.Contains(s.Ahead[:i], a) {
+			return fieldErr(f, "duplicate offset %s", a)
+		}
+	}
+	if err := s.Capacity.validate(); err != nil {
+		return err
+	}
+	if s.Model.Type == "" {
+		s.Model.Type = DefaultModel
+	}
+	if !slices.Contains(kmodel.Names(), s.Model.Type) {
+		return fieldErr("spec.model.type", "unknown model %q (known: %v)", s.Model.Type, kmodel.Names())
+	}
+	if s.Model.Quantile == 0 {
+		s.Model.Quantile = DefaultQuantile
+	}
+	if q := s.Model.Quantile; !(q > 0 && q < 1) {
+		return fieldErr("spec.model.quantile", "must be in (0, 1), got %v", q)
+	}
+	if len(s.Sources) == 0 {
+		return fieldErr("spec.sources", "at least one source is required")
+	}
+	if len(s.Sources) > 1 {
+		return fieldErr("spec.sources", "this version forecasts one source per policy, got %d", len(s.Sources))
+	}
+	for i := range s.Sources {
+		src := &s.Sources[i]
+		f := fmt.Sprintf("spec.sources[%d]", i)
+		if src.Name == "" {
+			return fieldErr(f+".name", "is required")
+		}
+		if src.Type == "" {
+			src.Type = SourceTypePrometheus
+		}
+		if src.Type != SourceTypePrometheus {
+			return fieldErr(f+".type", "must be %q, got %q", SourceTypePrometheus, src.Type)
+		}
+		if _, err := ParseQuery(src.Query); err != nil {
+			return &FieldError{Field: f + ".query", Err: err}
+		}
+	}
+	if s.DataSourceRef != nil && s.DataSourceRef.Name == "" {
+		return fieldErr("spec.dataSourceRef.name", "is required when dataSourceRef is set")
+	}
+	return nil
+}
+
+func finite(f float64) bool { return !math.IsNaN(f) && !math.IsInf(f, 0) }
+
+func (c *Capacity) validate() error {
+	if !finite(c.TargetPerPod) || c.TargetPerPod <= 0 {
+		return fieldErr("spec.capacity.targetPerPod", "must be a positive number, got %v", c.TargetPerPod)
+	}
+	if c.Headroom == 0 {
+		c.Headroom = DefaultHeadroom
+	}
+	if !finite(c.Headroom) || c.Headroom <= 0 || c.Headroom > 100 {
+		return fieldErr("spec.capacity.headroom", "must be in (0, 100], got %v", c.Headroom)
+	}
+	if c.Min < 0 {
+		return fieldErr("spec.capacity.min", "must not be negative, got %d", c.Min)
+	}
+	if c.Max < 1 || c.Max > MaxReplicas {
+		return fieldErr("spec.capacity.max", "must be in [1, %d], got %d", MaxReplicas, c.Max)
+	}
+	if c.Min > c.Max {
+		return fieldErr("spec.capacity.min", "min (%d) is greater than max (%d)", c.Min, c.Max)
+	}
+	if b := c.Behavior; b != nil {
+		if err := b.ScaleUp.validate("spec.capacity.behavior.scaleUp"); err != nil {
+			return err
+		}
+		if err := b.ScaleDown.validate("spec.capacity.behavior.scaleDown"); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (r *ScalingRules) validate(field string) error {
+	if r == nil {
+		return nil
+	}
+	if w := r.StabilizationWindowSeconds; w != nil && (*w < 0 || *w > 3600) {
+		return fieldErr(field+".stabilizationWindowSeconds", "must be in [0, 3600], got %d", *w)
+	}
+	if sp := r.SelectPolicy; sp != nil && *sp != SelectMax && *sp != SelectMin && *sp != SelectDisabled {
+		return fieldErr(field+".selectPolicy", "must be Max, Min or Disabled, got %q", *sp)
+	}
+	for i, p := range r.Policies {
+		f := fmt.Sprintf("%s.policies[%d]", field, i)
+		if p.Type != PodsScalingPolicy && p.Type != PercentScalingPolicy {
+			return fieldErr(f+".type", "must be Pods or Percent, got %q", p.Type)
+		}
+		if p.Value <= 0 {
+			return fieldErr(f+".value", "must be positive, got %d", p.Value)
+		}
+		if p.PeriodSeconds <= 0 || p.PeriodSeconds > 1800 {
+			return fieldErr(f+".periodSeconds", "must be in (0, 1800], got %d", p.PeriodSeconds)
+		}
+	}
+	return nil
+}
+
+// Validate checks a DataSource.
+func (d *DataSource) Validate() error {
+	if err := validateMeta(d.Metadata); err != nil {
+		return err
+	}
+	s := &d.Spec
+	if s.Type == "" {
+		s.Type = SourceTypePrometheus
+	}
+	if s.Type != SourceTypePrometheus {
+		return fieldErr("spec.type", "must be %q, got %q", SourceTypePrometheus, s.Type)
+	}
+	if err := ValidateURL(s.URL); err != nil {
+		return &FieldError{Field: "spec.url", Err: err}
+	}
+	if err := s.HTTPClientConfig.Validate(); err != nil {
+		return &FieldError{Field: "spec", Err: err}
+	}
+	return nil
+}
+
+// ValidateURL checks that u is an absolute http(s) URL.
+func ValidateURL(u string) error {
+	if u == "" {
+		return errors.New("is required")
+	}
+	pu, err := url.Parse(u)
+	if err != nil {
+		// *url.Error quotes the whole URL, password included.
+		var ue *url.Error
+		if errors.As(err, &ue) {
+			err = ue.Err
+		}
+		return fmt.Errorf("invalid URL: %w", err)
+	}
+	if (pu.Scheme != "http" && pu.Scheme != "https") || pu.Host == "" {
+		return fmt.Errorf("%q must be an absolute http or https URL", RedactURL(u))
+	}
+	return nil
+}
+
+// RedactURL hides a password in a URL so it can be shown or logged.
+func RedactURL(u string) string {
+	pu, err := url.Parse(u)
+	if err != nil {
+		return "<unparsable URL>"
+	}
+	return pu.Redacted()
+}
+
+// HorizonSteps is the number of forecast steps a cycle needs.
+func (s *ForecastPolicySpec) HorizonSteps() int {
+	return int(math.Ceil(float64(s.Horizon) / float64(s.Step)))
+}
+
+// LeadSteps is the number of forecast steps the lead time covers (at least one).
+func (s *ForecastPolicySpec) LeadSteps() int {
+	return max(1, int(math.Ceil(float64(s.LeadTime)/float64(s.Step))))
+}
+
+// Duration formats d the way Prometheus does (5m, 1h30m), for labels.
+func Duration(d model.Duration) string { return d.String() }
