@@ -1,0 +1,263 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"net/url"
+	"os"
+	"os/signal"
+	"reflect"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/go-kit/log"
+	"github.com/go-kit/log/level"
+	"github.com/oklog/run"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	versioncollector "github.com/prometheus/client_golang/prometheus/collectors/version"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"github.com/prometheus/common/config"
+	"github.com/prometheus/common/version"
+
+	"github.com/kedastral/kedastral/engine/forecast"
+	"github.com/kedastral/kedastral/engine/policy"
+	"github.com/kedastral/kedastral/promapi"
+)
+
+// PrometheusFlags are the --prometheus.* flags: the default store to read.
+type PrometheusFlags struct {
+	URL     string        `name:"url" default:"http://localhost:9090" help:"Base URL of the Prometheus-compatible query API used by policies without a dataSourceRef."`
+	Timeout time.Duration `name:"timeout" default:"1m" help:"Timeout of one query request."`
+}
+
+// RemoteWriteFlags are the --remote-write.* flags.
+type RemoteWriteFlags struct {
+	URL      string        `name:"url" help:"Remote-write endpoint for kedastral_* series (default: the Prometheus URL + /api/v1/write)."`
+	Protocol string        `name:"protocol" default:"1.0" enum:"1.0,2.0" help:"Remote-write protocol version (${enum}); 2.0 needs Prometheus 2.54 or later."`
+	Timeout  time.Duration `name:"timeout" default:"30s" help:"Upper bound of one remote write, retries included (also bounded by the policy's interval)."`
+}
+
+// WebFlags are the --web.* flags.
+type WebFlags struct {
+	ListenAddress string `name:"listen-address" default:":8080" help:"Address to serve /metrics, the status page, /-/healthy, /-/ready and /-/reload on."`
+	DisableReload bool   `name:"disable-reload" help:"Refuse POST /-/reload (SIGHUP still reloads)."`
+}
+
+// ForecasterCmd is `kedastral forecaster`.
+type ForecasterCmd struct {
+	ConfigFile  string           `name:"config.file" required:"" type:"path" help:"Policy file: a YAML stream of ForecastPolicy and DataSource objects."`
+	Prometheus  PrometheusFlags  `embed:"" prefix:"prometheus."`
+	RemoteWrite RemoteWriteFlags `embed:"" prefix:"remote-write."`
+	Web         WebFlags         `embed:"" prefix:"web."`
+}
+
+// Validate checks the flags before anything starts.
+func (c *ForecasterCmd) Validate() error {
+	if err := policy.ValidateURL(c.Prometheus.URL); err != nil {
+		return fmt.Errorf("--prometheus.url: %w", err)
+	}
+	if c.RemoteWrite.URL == "" {
+		c.RemoteWrite.URL = defaultRemoteWriteURL(c.Prometheus.URL)
+	}
+	if err := policy.ValidateURL(c.RemoteWrite.URL); err != nil {
+		return fmt.Errorf("--remote-write.url: %w", err)
+	}
+	return nil
+}
+
+func defaultRemoteWriteURL(promURL string) string {
+	u, err := url.Parse(promURL)
+	if err != nil {
+		return ""
+	}
+	u = u.JoinPath("api", "v1", "write")
+	return u.String()
+}
+
+// Run runs the forecaster until SIGINT or SIGTERM.
+func (c *ForecasterCmd) Run(logger log.Logger) error {
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(
+		versioncollector.NewCollector("kedastral"),
+		collectors.NewGoCollector(),
+		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
+	)
+	level.Info(logger).Log("msg", "starting kedastral forecaster", "version", version.Info(), "build_context", version.BuildContext())
+
+	writer, err := promapi.NewWriter(promapi.WriterConfig{
+		URL:              c.RemoteWrite.URL,
+		HTTPClientConfig: config.DefaultHTTPClientConfig,
+		Protocol:         c.RemoteWrite.Protocol,
+		Timeout:          c.RemoteWrite.Timeout,
+		Logger:           log.With(logger, "component", "remote_write"),
+	})
+	if err != nil {
+		return fmt.Errorf("remote write: %w", err)
+	}
+	queriers := &querierCache{defaults: promapi.ClientConfig{
+		URL: c.Prometheus.URL, HTTPClientConfig: config.DefaultHTTPClientConfig, Timeout: c.Prometheus.Timeout,
+	}}
+	mgr, err := forecast.NewManager(forecast.Options{
+		Logger:     logger,
+		Registerer: reg,
+		Writer:     writer,
+		Queriers:   queriers.get,
+	})
+	if err != nil {
+		return err
+	}
+
+	reload := func() error {
+		set, errs := policy.LoadFile(c.ConfigFile)
+		for _, e := range errs {
+			level.Error(logger).Log("msg", "invalid configuration", "err", e)
+		}
+		if set == nil {
+			mgr.ReloadFailed()
+			return fmt.Errorf("load %s: %w", c.ConfigFile, errors.Join(errs...))
+		}
+		if err := mgr.Apply(set, errs); err != nil {
+			level.Error(logger).Log("msg", "applying configuration", "err", err)
+		}
+		level.Info(logger).Log("msg", "configuration loaded", "file", c.ConfigFile, "policies", len(set.Policies), "invalid", len(errs))
+		if len(errs) > 0 {
+			return fmt.Errorf("%d invalid object(s) in %s, see the log", len(errs), c.ConfigFile)
+		}
+		return nil
+	}
+	if err := reload(); err != nil && len(mgr.Status()) == 0 {
+		return err
+	}
+
+	var g run.Group
+	ctx, cancel := context.WithCancel(context.Background())
+	g.Add(func() error { return mgr.Run(ctx) }, func(error) { cancel() })
+
+	reloadReq := make(chan chan error)
+	{
+		hup := make(chan os.Signal, 1)
+		signal.Notify(hup, syscall.SIGHUP)
+		done := make(chan struct{})
+		g.Add(func() error {
+			for {
+				select {
+				case <-hup:
+					level.Info(logger).Log("msg", "reloading configuration", "trigger", "SIGHUP")
+					_ = reload()
+				case ch := <-reloadReq:
+					level.Info(logger).Log("msg", "reloading configuration", "trigger", "/-/reload")
+					ch <- reload()
+				case <-done:
+					return nil
+				}
+			}
+		}, func(error) { signal.Stop(hup); close(done) })
+	}
+	{
+		term := make(chan os.Signal, 1)
+		signal.Notify(term, os.Interrupt, syscall.SIGTERM)
+		done := make(chan struct{})
+		g.Add(func() error {
+			select {
+			case s := <-term:
+				level.Info(logger).Log("msg", "received signal, exiting", "signal", s)
+			case <-done:
+			}
+			return nil
+		}, func(error) { signal.Stop(term); close(done) })
+	}
+	{
+		mux := http.NewServeMux()
+		mux.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg}))
+		mux.HandleFunc("/-/healthy", func(w http.ResponseWriter, _ *http.Request) {
+			fmt.Fprintln(w, "Kedastral forecaster is Healthy.")
+		})
+		mux.HandleFunc("/-/ready", func(w http.ResponseWriter, _ *http.Request) {
+			if ok, why := mgr.Ready(); !ok {
+				http.Error(w, "Kedastral forecaster is not ready: "+why, http.StatusServiceUnavailable)
+				return
+			}
+			fmt.Fprintln(w, "Kedastral forecaster is Ready.")
+		})
+		mux.HandleFunc("/-/reload", func(w http.ResponseWriter, r *http.Request) {
+			if r.Method != http.MethodPost && r.Method != http.MethodPut {
+				http.Error(w, "use POST to reload", http.StatusMethodNotAllowed)
+				return
+			}
+			if c.Web.DisableReload {
+				http.Error(w, "reload over HTTP is disabled (--web.disable-reload); send SIGHUP", http.StatusForbidden)
+				return
+			}
+			ch := make(chan error, 1)
+			select {
+			case reloadReq <- ch:
+			case <-r.Context().Done():
+				return
+			}
+			if err := <-ch; err != nil {
+				http.Error(w, "reload: "+err.Error(), http.StatusBadRequest)
+				return
+			}
+			fmt.Fprintln(w, "configuration reloaded")
+		})
+		mux.Handle("/", mgr.StatusHandler(version.Version))
+		srv := &http.Server{Addr: c.Web.ListenAddress, Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+		g.Add(func() error {
+			level.Info(logger).Log("msg", "listening", "address", c.Web.ListenAddress)
+			if err := srv.ListenAndServe(); err != nil && !errors.Is(err, http.ErrServerClosed) {
+				return fmt.Errorf("web server: %w", err)
+			}
+			return nil
+		}, func(error) {
+			sctx, scancel := context.WithTimeout(context.Background(), 5*time.Second)
+			defer scancel()
+			_ = srv.Shutdown(sctx)
+		})
+	}
+	return g.Run()
+}
+
+// querierCache builds one query client per data source and reuses it while
+// the data source is unchanged.
+type querierCache struct {
+	defaults promapi.ClientConfig
+	mu       sync.Mutex
+	def      *promapi.Client
+	byName   map[string]cachedClient
+}
+
+type cachedClient struct {
+	spec   policy.DataSourceSpec
+	client *promapi.Client
+}
+
+func (q *querierCache) get(ds *policy.DataSource) (forecast.Querier, error) {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	if ds == nil {
+		if q.def == nil {
+			c, err := promapi.NewClient(q.defaults)
+			if err != nil {
+				return nil, err
+			}
+			q.def = c
+		}
+		return q.def, nil
+	}
+	if q.byName == nil {
+		q.byName = map[string]cachedClient{}
+	}
+	if cc, ok := q.byName[ds.Metadata.Name]; ok && reflect.DeepEqual(cc.spec, ds.Spec) {
+		return cc.client, nil
+	}
+	c, err := promapi.NewClient(promapi.ClientConfig{URL: ds.Spec.URL, HTTPClientConfig: ds.Spec.HTTPClientConfig, Timeout: q.defaults.Timeout})
+	if err != nil {
+		return nil, fmt.Errorf("data source %q: %w", ds.Metadata.Name, err)
+	}
+	q.byName[ds.Metadata.Name] = cachedClient{spec: ds.Spec, client: c}
+	return c, nil
+}

@@ -1,0 +1,221 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/prometheus/prometheus/model/labels"
+
+	"github.com/kedastral/kedastral/promapi/promtest"
+)
+
+const policyTmpl = `apiVersion: kedastral.io/v1alpha1
+kind: ForecastPolicy
+metadata: {name: %s}
+spec:
+  targetRef: {name: api}
+  horizon: 30m
+  leadTime: 5m
+  interval: 1s
+  capacity: {targetPerPod: 10, min: 1, max: %d}
+  sources: [{name: rps, query: 'sum(app_load)'}]
+`
+
+func freeAddr(t *testing.T) string {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().String()
+}
+
+func get(t *testing.T, url string) (int, string) {
+	t.Helper()
+	resp, err := http.Get(url)
+	if err != nil {
+		return 0, err.Error()
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(b)
+}
+
+func eventually(t *testing.T, limit time.Duration, what string, f func() (string, bool)) string {
+	t.Helper()
+	deadline := time.Now().Add(limit)
+	for {
+		last, ok := f()
+		if ok {
+			return last
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no %s within %s; last: %s", what, limit, last)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+}
+
+// TestForecasterBinary runs `kedastral forecaster` as a user would, against a
+// real Prometheus, and checks what it serves and writes, and its reloads.
+func TestForecasterBinary(t *testing.T) {
+	promtest.RequireBinaries(t)
+	dir := t.TempDir()
+	now := time.Now().Truncate(time.Minute)
+	s := promtest.Series{Name: "app_load", Labels: labels.FromStrings("job", "api")}
+	for i := 180; i >= 0; i-- {
+		s.Points = append(s.Points, promtest.Point{T: now.Add(-time.Duration(i) * time.Minute).UnixMilli(), V: 42})
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	if err := promtest.CreateBlocks(ctx, dir, []promtest.Series{s}); err != nil {
+		t.Fatal(err)
+	}
+	prom := promtest.StartInT(t, dir, promtest.Options{})
+
+	cfg := filepath.Join(t.TempDir(), "policies.yaml")
+	writeCfg := func(content string) {
+		if err := os.WriteFile(cfg, []byte(content), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	writeCfg(fmt.Sprintf(policyTmpl, "api", 50))
+	web := freeAddr(t)
+	var logs bytes.Buffer
+	cmd := exec.Command(binary, "forecaster", "--config.file="+cfg, "--prometheus.url="+prom.URL(), "--web.listen-address="+web, "--log.level=debug")
+	cmd.Stdout, cmd.Stderr = &logs, &logs
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	exited := make(chan error, 1)
+	go func() { exited <- cmd.Wait() }()
+	defer func() {
+		_ = cmd.Process.Signal(syscall.SIGTERM)
+		select {
+		case err := <-exited:
+			if err != nil {
+				t.Errorf("forecaster exited with %v after SIGTERM", err)
+			}
+		case <-time.After(10 * time.Second):
+			_ = cmd.Process.Kill()
+			t.Error("forecaster did not stop within 10s of SIGTERM")
+		}
+		if t.Failed() {
+			t.Logf("forecaster log:\n%s", logs.String())
+		}
+	}()
+	base := "http://" + web
+
+	eventually(t, 30*time.Second, "ready forecaster", func() (string, bool) {
+		code, body := get(t, base+"/-/ready")
+		return body, code == 200
+	})
+	if code, body := get(t, base+"/-/healthy"); code != 200 {
+		t.Errorf("/-/healthy: %d %s", code, body)
+	}
+	// 42 / 10 per pod = 5 replicas, in the status JSON, the page and Prometheus.
+	eventually(t, 10*time.Second, "desired replicas in the status", func() (string, bool) {
+		_, body := get(t, base+"/api/v1/policies")
+		var st struct {
+			Data []struct {
+				Name         string
+				DesiredRange [2]int32
+				LastSuccess  time.Time
+			}
+		}
+		_ = json.Unmarshal([]byte(body), &st)
+		return body, len(st.Data) == 1 && !st.Data[0].LastSuccess.IsZero() && st.Data[0].DesiredRange == [2]int32{5, 5}
+	})
+	if code, page := get(t, base+"/"); code != 200 || !strings.Contains(page, "<td><a href=\"#api\">api</a></td>") || !strings.Contains(page, "sum(app_load)") {
+		t.Errorf("status page %d:\n%s", code, page)
+	}
+	eventually(t, 10*time.Second, "kedastral_desired_replicas in Prometheus", func() (string, bool) {
+		_, body := get(t, prom.URL()+"/api/v1/query?query=kedastral_desired_replicas")
+		return body, strings.Contains(body, `"policy":"api"`) && strings.Contains(body, `"5"]`)
+	})
+	_, metrics := get(t, base+"/metrics")
+	for _, want := range []string{
+		`kedastral_forecaster_cycles_total{policy="api"}`,
+		`kedastral_forecast_age_seconds{policy="api"}`,
+		`kedastral_remote_write_samples_total`,
+		`kedastral_build_info{`,
+		`kedastral_forecaster_config_last_reload_successful 1`,
+	} {
+		if !strings.Contains(metrics, want) {
+			t.Errorf("/metrics lacks %s", want)
+		}
+	}
+
+	// A bad file on SIGHUP: the running policy keeps running, the error shows.
+	writeCfg(strings.Replace(fmt.Sprintf(policyTmpl, "api", 50), "sum(app_load)", "sum(app_load", 1))
+	if err := cmd.Process.Signal(syscall.SIGHUP); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 10*time.Second, "the reload error on the status page", func() (string, bool) {
+		_, page := get(t, base+"/")
+		return page, strings.Contains(page, "spec.sources[0].query: invalid PromQL")
+	})
+	_, metrics = get(t, base+"/metrics")
+	if !strings.Contains(metrics, "kedastral_forecaster_config_last_reload_successful 0") {
+		t.Error("failed reload not reported in /metrics")
+	}
+	before := time.Now()
+	eventually(t, 10*time.Second, "cycles of the kept policy", func() (string, bool) {
+		_, body := get(t, base+"/api/v1/policies")
+		var st struct{ Data []struct{ LastSuccess time.Time } }
+		_ = json.Unmarshal([]byte(body), &st)
+		return body, len(st.Data) == 1 && st.Data[0].LastSuccess.After(before)
+	})
+
+	// A good file on POST /-/reload: max 3 now caps the count.
+	writeCfg(fmt.Sprintf(policyTmpl, "api", 3))
+	resp, err := http.Post(base+"/-/reload", "", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != 200 {
+		t.Fatalf("POST /-/reload: %s", resp.Status)
+	}
+	eventually(t, 15*time.Second, "the new max applied", func() (string, bool) {
+		_, body := get(t, prom.URL()+"/api/v1/query?query=kedastral_desired_replicas")
+		return body, strings.Contains(body, `"3"]`)
+	})
+	if code, _ := get(t, base+"/-/reload"); code != http.StatusMethodNotAllowed {
+		t.Errorf("GET /-/reload answered %d", code)
+	}
+}
+
+// TestForecasterBadStart checks that a forecaster with nothing valid to run
+// says why and exits non-zero.
+func TestForecasterBadStart(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		args []string
+		want string
+	}{
+		{"missing file", []string{"--config.file=/nonexistent/policies.yaml"}, "/nonexistent/policies.yaml"},
+		{"bad prometheus url", []string{"--config.file=x.yaml", "--prometheus.url=localhost:9090"}, "--prometheus.url"},
+		{"bad protocol", []string{"--config.file=x.yaml", "--remote-write.protocol=3"}, "--remote-write.protocol"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			out, code := kedastral(t, append([]string{"forecaster", "--web.listen-address=127.0.0.1:0"}, tc.args...)...)
+			if code == 0 || !strings.Contains(out, tc.want) {
+				t.Errorf("exit %d, output:\n%s\nwant it to name %q", code, out, tc.want)
+			}
+		})
+	}
+}

@@ -1,0 +1,166 @@
+package main
+
+import (
+	"bytes"
+	"flag"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+var update = flag.Bool("update", false, "rewrite golden files under testdata/")
+
+// binary is the kedastral binary built once for the tests that run it as a
+// user would.
+var binary string
+
+func TestMain(m *testing.M) {
+	flag.Parse()
+	dir, err := os.MkdirTemp("", "kedastral-test")
+	if err != nil {
+		panic(err)
+	}
+	binary = filepath.Join(dir, "kedastral")
+	out, err := exec.Command("go", "build", "-o", binary, ".").CombinedOutput()
+	if err != nil {
+		os.RemoveAll(dir)
+		panic("go build: " + err.Error() + "\n" + string(out))
+	}
+	code := m.Run()
+	os.RemoveAll(dir)
+	os.Exit(code)
+}
+
+// kedastral runs the binary and returns stdout+stderr and the exit code.
+func kedastral(t *testing.T, args ...string) (string, int) {
+	t.Helper()
+	cmd := exec.Command(binary, args...)
+	cmd.Env = append(os.Environ(), "COLUMNS=80") // help wraps at the terminal's width
+	var out bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &out
+	err := cmd.Run()
+	code := 0
+	if ee, ok := err.(*exec.ExitError); ok {
+		code = ee.ExitCode()
+	} else if err != nil {
+		t.Fatal(err)
+	}
+	return out.String(), code
+}
+
+// TestHelp pins the CLI surface: flags, defaults and help texts.
+func TestHelp(t *testing.T) {
+	for _, args := range [][]string{
+		{"--help"},
+		{"forecaster", "--help"},
+		{"check", "config", "--help"},
+		{"version", "--help"},
+	} {
+		name := strings.Join(args[:len(args)-1], "-")
+		if name == "" {
+			name = "kedastral"
+		}
+		t.Run(name, func(t *testing.T) {
+			out, code := kedastral(t, args...)
+			if code != 0 {
+				t.Fatalf("exit code %d:\n%s", code, out)
+			}
+			golden := filepath.Join("testdata", "help-"+name+".txt")
+			if *update {
+				if err := os.WriteFile(golden, []byte(out), 0o644); err != nil {
+					t.Fatal(err)
+				}
+			}
+			want, err := os.ReadFile(golden)
+			if err != nil {
+				t.Fatalf("%v (run make generate)", err)
+			}
+			if out != string(want) {
+				t.Errorf("help changed; run `make generate` if intended.\n--- got\n%s\n--- want\n%s", out, want)
+			}
+		})
+	}
+}
+
+func TestVersion(t *testing.T) {
+	out, code := kedastral(t, "version")
+	if code != 0 || !strings.HasPrefix(out, "kedastral, version ") {
+		t.Fatalf("exit %d, output %q", code, out)
+	}
+}
+
+func TestCheckConfig(t *testing.T) {
+	dir := t.TempDir()
+	write := func(name, content string) string {
+		p := filepath.Join(dir, name)
+		if err := os.WriteFile(p, []byte(content), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	seed := write("seed.yaml", `apiVersion: kedastral.io/v1alpha1
+kind: ForecastPolicy
+metadata: {name: api-forecast-policy}
+spec:
+  targetRef: {name: my-api}
+  metric: http_rps
+  horizon: 30m
+  leadTime: 5m
+  capacity: {targetPerPod: 200, headroom: 1.2, min: 2, max: 50}
+  model: {type: baseline, quantile: 0.85}
+  sources:
+    - name: rps
+      type: prometheus
+      query: sum(rate(http_requests_total[1m]))
+`)
+	bad := write("bad.yaml", `apiVersion: kedastral.io/v1alpha1
+kind: ForecastPolicy
+metadata: {name: good}
+spec:
+  targetRef: {name: a}
+  horizon: 30m
+  leadTime: 5m
+  capacity: {targetPerPod: 10, max: 5}
+  sources: [{name: rps, query: 'sum(up)'}]
+---
+apiVersion: kedastral.io/v1alpha1
+kind: ForecastPolicy
+metadata: {name: broken}
+spec:
+  targetRef: {name: b}
+  horizon: 30m
+  leadTime: 5m
+  capacity: {targetPerPod: 10, max: 5}
+  sources: [{name: rps, query: 'sum(rate(x[1m])'}]
+`)
+
+	for _, tc := range []struct {
+		name     string
+		files    []string
+		wantCode int
+		want     []string
+	}{
+		{"seed example", []string{seed}, 0, []string{"SUCCESS: 1 ForecastPolicy, 0 DataSource found"}},
+		{"bad policy named", []string{bad}, 1, []string{
+			`bad.yaml:11: ForecastPolicy "broken": spec.sources[0].query: invalid PromQL "sum(rate(x[1m])"`,
+			"valid: 1 ForecastPolicy",
+			"1 of 1 file(s) failed the check",
+		}},
+		{"one bad of two", []string{seed, bad}, 1, []string{"SUCCESS", "FAILED", "1 of 2 file(s) failed"}},
+		{"missing file", []string{filepath.Join(dir, "nope.yaml")}, 1, []string{"nope.yaml", "no such file"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			out, code := kedastral(t, append([]string{"check", "config"}, tc.files...)...)
+			if code != tc.wantCode {
+				t.Errorf("exit code %d, want %d", code, tc.wantCode)
+			}
+			for _, w := range tc.want {
+				if !strings.Contains(out, w) {
+					t.Errorf("output lacks %q:\n%s", w, out)
+				}
+			}
+		})
+	}
+}

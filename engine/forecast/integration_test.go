@@ -1,0 +1,352 @@
+package forecast_test
+
+import (
+	"context"
+	"fmt"
+	"math"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/common/config"
+	"github.com/prometheus/prometheus/model/labels"
+
+	"github.com/kedastral/kedastral/engine/forecast"
+	"github.com/kedastral/kedastral/engine/policy"
+	"github.com/kedastral/kedastral/engine/trace"
+	"github.com/kedastral/kedastral/promapi"
+	"github.com/kedastral/kedastral/promapi/promtest"
+)
+
+const testMetric = "demo_queries_per_second"
+
+// loadTrace starts a real Prometheus whose history is the last `days` of the
+// MongoDB trace, shifted to end at the current minute, as two series:
+// service="a" (the trace) and service="b" (half of it).
+func loadTrace(t *testing.T, days int) (*promtest.Server, []trace.Point, time.Time) {
+	t.Helper()
+	promtest.RequireBinaries(t)
+	path, ok := trace.Locate("ms_mongodb_app_query_rate_1min.csv")
+	if !ok {
+		t.Fatal("trace ms_mongodb_app_query_rate_1min.csv not found in testdata/traces")
+	}
+	pts, err := trace.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := days * 24 * 60
+	pts = pts[len(pts)-n:]
+	end := time.Now().Truncate(time.Minute)
+	shift := end.Sub(pts[len(pts)-1].T)
+	a := promtest.Series{Name: testMetric, Labels: labels.FromStrings("service", "a")}
+	b := promtest.Series{Name: testMetric, Labels: labels.FromStrings("service", "b")}
+	for i := range pts {
+		pts[i].T = pts[i].T.Add(shift)
+		ms := pts[i].T.UnixMilli()
+		a.Points = append(a.Points, promtest.Point{T: ms, V: pts[i].V})
+		b.Points = append(b.Points, promtest.Point{T: ms, V: pts[i].V / 2})
+	}
+	dir := t.TempDir()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	if err := promtest.CreateBlocks(ctx, dir, []promtest.Series{a, b}); err != nil {
+		t.Fatal(err)
+	}
+	return promtest.StartInT(t, dir, promtest.Options{}), pts, end
+}
+
+func testPolicy(t *testing.T, interval string) *policy.ForecastPolicy {
+	t.Helper()
+	set, errs := policy.Parse([]byte(fmt.Sprintf(`
+apiVersion: kedastral.io/v1alpha1
+kind: ForecastPolicy
+metadata: {name: demo}
+spec:
+  targetRef: {name: demo-api}
+  horizon: 30m
+  leadTime: 5m
+  interval: %s
+  ahead: [5m, 15m, 30m]
+  capacity: {targetPerPod: 500, headroom: 1.2, min: 1, max: 100}
+  model: {type: baseline, quantile: 0.85}
+  sources: [{name: qps, query: 'sum by (service) (%s)'}]
+`, interval, testMetric)), "test.yaml")
+	if len(errs) > 0 {
+		t.Fatal(errs)
+	}
+	return set.Policies[0]
+}
+
+func newClients(t *testing.T, s *promtest.Server) (*promapi.Client, *promapi.Writer) {
+	t.Helper()
+	q, err := promapi.NewClient(promapi.ClientConfig{URL: s.URL(), HTTPClientConfig: config.DefaultHTTPClientConfig, Timeout: 10 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	w, err := promapi.NewWriter(promapi.WriterConfig{URL: s.RemoteWriteURL(), HTTPClientConfig: config.DefaultHTTPClientConfig,
+		Timeout: 5 * time.Second, MaxRetries: 2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return q, w
+}
+
+// queryAt returns the samples of an instant query at ts, keyed by series.
+func queryAt(t *testing.T, q *promapi.Client, query string, ts time.Time) map[string]promapi.Sample {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	res, err := q.Query(ctx, query, ts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := map[string]promapi.Sample{}
+	for _, s := range res {
+		out[s.Labels.String()] = s
+	}
+	return out
+}
+
+// TestForecasterEndToEnd runs the forecaster's loop against a real Prometheus
+// holding two days of a real trace, then reads the kedastral_* series back with
+// PromQL and checks them against what the engine computed for the same cycle.
+func TestForecasterEndToEnd(t *testing.T) {
+	srv, pts, end := loadTrace(t, 2)
+	q, w := newClients(t, srv)
+	p := testPolicy(t, "1s")
+
+	reg := prometheus.NewRegistry()
+	mgr, err := forecast.NewManager(forecast.Options{
+		Registerer: reg, Writer: w,
+		Queriers: func(*policy.DataSource) (forecast.Querier, error) { return q, nil },
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer mgr.Stop()
+	if err := mgr.Apply(&policy.Set{Policies: []*policy.ForecastPolicy{p}}, nil); err != nil {
+		t.Fatal(err)
+	}
+	st := waitFor(t, 30*time.Second, "a successful cycle", func() (forecast.PolicyStatus, bool) {
+		s := mgr.Status()[0]
+		return s, !s.LastSuccess.IsZero()
+	})
+	if ok, why := mgr.Ready(); !ok {
+		t.Errorf("not ready after a cycle: %s", why)
+	}
+	if st.SeriesCount != 2 {
+		t.Fatalf("series count %d, want 2 (status %+v)", st.SeriesCount, st)
+	}
+	ts := st.LastSuccess
+
+	// The same cycle, recomputed by a fresh evaluator on the same history.
+	e := forecast.NewEvaluator(p, q)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if _, err := e.Fetch(ctx, ts); err != nil {
+		t.Fatal(err)
+	}
+	want := e.Evaluate(ctx, ts)
+	if len(want.Series) != 2 {
+		t.Fatalf("evaluator saw %d series", len(want.Series))
+	}
+
+	desired := queryAt(t, q, forecast.DesiredMetric, ts)
+	observed := queryAt(t, q, forecast.ObservedMetric, ts)
+	predicted := queryAt(t, q, forecast.PredictedMetric, ts)
+	stamps := queryAt(t, q, "timestamp("+forecast.DesiredMetric+")", ts)
+	if len(desired) != 2 || len(observed) != 2 || len(predicted) != 6 {
+		t.Fatalf("got %d desired, %d observed, %d predicted series; want 2, 2, 6", len(desired), len(observed), len(predicted))
+	}
+	last := pts[len(pts)-1]
+	if !last.T.Equal(end) {
+		t.Fatalf("trace ends at %v, want %v", last.T, end)
+	}
+	for _, r := range want.Series {
+		if r.Err != nil {
+			t.Fatalf("series %s: %v", r.Labels, r.Err)
+		}
+		svc := r.Labels.Get("service")
+		if got := r.Labels.Get(forecast.PolicyLabel); got != "demo" {
+			t.Errorf("policy label %q", got)
+		}
+		// promapi drops __name__: the maps are per metric already.
+		key := func(_ string, extra ...string) string {
+			b := labels.NewBuilder(r.Labels)
+			for i := 0; i < len(extra); i += 2 {
+				b.Set(extra[i], extra[i+1])
+			}
+			return b.Labels().String()
+		}
+		d, ok := desired[key(forecast.DesiredMetric)]
+		if !ok {
+			t.Fatalf("no %s for %s in %v", forecast.DesiredMetric, svc, desired)
+		}
+		if st := stamps[key(forecast.DesiredMetric)]; int64(math.Round(st.V*1000)) != ts.UnixMilli() {
+			t.Errorf("desired stamped %v, want the evaluation time %d ms", st.V, ts.UnixMilli())
+		}
+		if int32(d.V) != r.Desired {
+			t.Errorf("service %s: Prometheus has desired %v, engine computed %d", svc, d.V, r.Desired)
+		}
+		// The capacity model, by hand: peak of the first 5 forecast steps.
+		peak := 0.0
+		for _, v := range r.Forecast[:5] {
+			peak = math.Max(peak, v)
+		}
+		if need := int32(math.Ceil(peak * 1.2 / 500)); max(1, min(100, need)) != r.Desired {
+			t.Errorf("service %s: desired %d, capacity model says %d (peak %v)", svc, r.Desired, need, peak)
+		}
+		wantObs := last.V
+		if svc == "b" {
+			wantObs /= 2
+		}
+		if o := observed[key(forecast.ObservedMetric)]; math.Abs(o.V-wantObs) > 1e-9 {
+			t.Errorf("service %s: observed %v, want the trace's last value %v", svc, o.V, wantObs)
+		}
+		for _, a := range []string{"5m", "15m", "30m"} {
+			pv, ok := predicted[key(forecast.PredictedMetric, "ahead", a, "quantile", "0.85")]
+			if !ok {
+				t.Fatalf("no prediction ahead=%s for %s: %v", a, svc, keys(predicted))
+			}
+			ad, _ := time.ParseDuration(a)
+			if wantV := r.Predicted[ad]; math.Abs(pv.V-wantV) > 1e-9*math.Max(1, wantV) {
+				t.Errorf("service %s ahead %s: Prometheus has %v, engine computed %v", svc, a, pv.V, wantV)
+			}
+		}
+	}
+	// Half the load needs no more replicas than the whole.
+	ra, rb := desired[`{policy="demo", service="a"}`], desired[`{policy="demo", service="b"}`]
+	if rb.V > ra.V {
+		t.Errorf("service b (half of a) wants %v replicas, a wants %v", rb.V, ra.V)
+	}
+
+	if v := gatherValue(t, reg, "kedastral_remote_write_samples_total", nil); v < 10 {
+		t.Errorf("kedastral_remote_write_samples_total = %v, want at least one cycle's 10 samples", v)
+	}
+	if v := gatherValue(t, reg, "kedastral_forecaster_series", map[string]string{"policy": "demo"}); v != 2 {
+		t.Errorf("kedastral_forecaster_series = %v, want 2", v)
+	}
+	if v := gatherValue(t, reg, "kedastral_forecast_age_seconds", map[string]string{"policy": "demo"}); v < 0 || v > 30 {
+		t.Errorf("kedastral_forecast_age_seconds = %v", v)
+	}
+}
+
+// TestForecasterSurvivesPrometheusOutage stops Prometheus under a running
+// forecaster: it must keep running, count the failures in /metrics, keep its
+// last good state, and write again once Prometheus is back.
+func TestForecasterSurvivesPrometheusOutage(t *testing.T) {
+	srv, _, _ := loadTrace(t, 1)
+	q, w := newClients(t, srv)
+	p := testPolicy(t, "1s")
+	reg := prometheus.NewRegistry()
+	mgr, err := forecast.NewManager(forecast.Options{
+		Registerer: reg, Writer: w, WriteTimeout: 2 * time.Second,
+		Queriers: func(*policy.DataSource) (forecast.Querier, error) { return q, nil },
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer mgr.Stop()
+	if err := mgr.Apply(&policy.Set{Policies: []*policy.ForecastPolicy{p}}, nil); err != nil {
+		t.Fatal(err)
+	}
+	before := waitFor(t, 30*time.Second, "a first successful cycle", func() (forecast.PolicyStatus, bool) {
+		s := mgr.Status()[0]
+		return s, !s.LastSuccess.IsZero()
+	})
+
+	if err := srv.Stop(); err != nil {
+		t.Fatal(err)
+	}
+	down := waitFor(t, 30*time.Second, "a failed cycle", func() (forecast.PolicyStatus, bool) {
+		s := mgr.Status()[0]
+		return s, s.LastError != "" && s.LastCycle.After(before.LastSuccess)
+	})
+	if !strings.Contains(down.LastError, "query") {
+		t.Errorf("last error %q does not say the query failed", down.LastError)
+	}
+	if down.SeriesCount != 2 || len(down.Series) != 2 {
+		t.Errorf("the last good state was dropped: %+v", down)
+	}
+	if v := gatherValue(t, reg, "kedastral_forecaster_cycle_failures_total", map[string]string{"policy": "demo", "stage": "query"}); v < 1 {
+		t.Errorf("cycle_failures_total{stage=query} = %v during the outage", v)
+	}
+
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	if err := srv.Restart(ctx); err != nil {
+		t.Fatal(err)
+	}
+	restarted := time.Now()
+	after := waitFor(t, 30*time.Second, "a successful cycle after the restart", func() (forecast.PolicyStatus, bool) {
+		s := mgr.Status()[0]
+		return s, s.LastSuccess.After(restarted)
+	})
+	got := queryAt(t, q, "timestamp("+forecast.DesiredMetric+")", after.LastSuccess)
+	if len(got) != 2 {
+		t.Fatalf("after recovery Prometheus has %d desired-replicas series at %v, want 2", len(got), after.LastSuccess)
+	}
+	for _, s := range got {
+		if int64(math.Round(s.V*1000)) != after.LastSuccess.UnixMilli() {
+			t.Errorf("newest sample at %v s, want the cycle after the restart, %d ms", s.V, after.LastSuccess.UnixMilli())
+		}
+	}
+}
+
+func waitFor[T any](t *testing.T, limit time.Duration, what string, f func() (T, bool)) T {
+	t.Helper()
+	deadline := time.Now().Add(limit)
+	for {
+		v, ok := f()
+		if ok {
+			return v
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no %s within %s; last: %+v", what, limit, v)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+// gatherValue sums the samples of a metric family whose labels include match.
+func gatherValue(t *testing.T, g prometheus.Gatherer, name string, match map[string]string) float64 {
+	t.Helper()
+	mfs, err := g.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	sum := 0.0
+	for _, mf := range mfs {
+		if mf.GetName() != name {
+			continue
+		}
+	metrics:
+		for _, m := range mf.GetMetric() {
+			have := map[string]string{}
+			for _, lp := range m.GetLabel() {
+				have[lp.GetName()] = lp.GetValue()
+			}
+			for k, v := range match {
+				if have[k] != v {
+					continue metrics
+				}
+			}
+			switch {
+			case m.Counter != nil:
+				sum += m.GetCounter().GetValue()
+			case m.Gauge != nil:
+				sum += m.GetGauge().GetValue()
+			}
+		}
+	}
+	return sum
+}
+
+func keys[V any](m map[string]V) []string {
+	out := make([]string, 0, len(m))
+	for k := range m {
+		out = append(out, k)
+	}
+	return out
+}

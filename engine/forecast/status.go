@@ -1,0 +1,110 @@
+package forecast
+
+import (
+	"encoding/json"
+	"html/template"
+	"net/http"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// StatusHandler serves the status page: HTML at "/" and JSON at
+// "/api/v1/policies". version is shown in the page header.
+func (m *Manager) StatusHandler(version string) http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /api/v1/policies", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		enc := json.NewEncoder(w)
+		enc.SetIndent("", "  ")
+		_ = enc.Encode(struct {
+			Status string         `json:"status"`
+			Data   []PolicyStatus `json:"data"`
+		}{"success", m.Status()})
+	})
+	mux.HandleFunc("GET /{$}", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/html; charset=utf-8")
+		data := struct {
+			Version  string
+			Now      time.Time
+			Policies []PolicyStatus
+		}{version, m.now(), m.Status()}
+		if err := statusTemplate.Execute(w, data); err != nil {
+			http.Error(w, err.Error(), http.StatusInternalServerError)
+		}
+	})
+	return mux
+}
+
+var statusTemplate = template.Must(template.New("status").Funcs(template.FuncMap{
+	"ago": func(now, t time.Time) string {
+		if t.IsZero() {
+			return "never"
+		}
+		return now.Sub(t).Truncate(time.Second).String() + " ago"
+	},
+	"labels": func(m map[string]string) string {
+		keys := make([]string, 0, len(m))
+		for k := range m {
+			keys = append(keys, k)
+		}
+		sort.Strings(keys)
+		parts := make([]string, 0, len(keys))
+		for _, k := range keys {
+			parts = append(parts, k+`="`+m[k]+`"`)
+		}
+		return "{" + strings.Join(parts, ", ") + "}"
+	},
+	"aheads": func(m map[string]float64) string {
+		keys := make([]string, 0, len(m))
+		for k := range m {
+			keys = append(keys, k)
+		}
+		sort.Slice(keys, func(i, j int) bool {
+			di, _ := time.ParseDuration(keys[i])
+			dj, _ := time.ParseDuration(keys[j])
+			return di < dj
+		})
+		parts := make([]string, 0, len(keys))
+		for _, k := range keys {
+			parts = append(parts, k+": "+trimFloat(m[k]))
+		}
+		return strings.Join(parts, ", ")
+	},
+	"num": trimFloat,
+}).Parse(`<!DOCTYPE html>
+<html lang="en"><head><meta charset="utf-8"><title>Kedastral forecaster</title>
+<style>
+body{font-family:system-ui,sans-serif;margin:1.5em;color:#222}
+table{border-collapse:collapse;margin-bottom:1.5em}
+th,td{border:1px solid #ccc;padding:.3em .6em;text-align:left;vertical-align:top}
+th{background:#f3f3f3}.err{color:#b00020}.ok{color:#08660b}code{font-size:90%}
+</style></head><body>
+<h1>Kedastral forecaster</h1>
+<p>Version {{.Version}} · {{.Now.UTC.Format "2006-01-02 15:04:05 MST"}} · <a href="/metrics">metrics</a> · <a href="/api/v1/policies">JSON</a></p>
+<table>
+<tr><th>Policy</th><th>Model</th><th>Series</th><th>Desired replicas</th><th>Last cycle</th><th>Last success</th><th>Error</th></tr>
+{{range .Policies}}<tr>
+<td><a href="#{{.Name}}">{{.Name}}</a></td><td>{{.Model}}</td><td>{{.SeriesCount}}</td>
+<td>{{if .LastSuccess.IsZero}}–{{else}}{{index .DesiredRange 0}}{{if ne (index .DesiredRange 0) (index .DesiredRange 1)}}–{{index .DesiredRange 1}}{{end}}{{end}}</td>
+<td>{{ago $.Now .LastCycle}}</td><td>{{ago $.Now .LastSuccess}}</td>
+<td class="err">{{.LoadError}}{{if and .LoadError .LastError}}<br>{{end}}{{.LastError}}</td>
+</tr>{{end}}
+</table>
+{{range .Policies}}{{if .Series}}
+<h2 id="{{.Name}}">{{.Name}}</h2>
+<p>Query <code>{{.Query}}</code> every {{.Interval}}{{if .DataSource}} on data source {{.DataSource}}{{end}}; {{.Cycles}} cycles, last took {{num .LastDuration}}s.</p>
+<table><tr><th>Series</th><th>Observed</th><th>Predicted (ahead: value)</th><th>Desired replicas</th></tr>
+{{range .Series}}<tr><td><code>{{labels .Labels}}</code></td><td>{{num .Observed}}</td>
+<td>{{if .Error}}<span class="err">{{.Error}}</span>{{else}}{{aheads .Predicted}}{{end}}</td><td>{{if not .Error}}{{.Desired}}{{end}}</td></tr>{{end}}
+</table>{{end}}{{end}}
+</body></html>
+`))
+
+// trimFloat formats v with at most three decimals and no trailing zeros.
+func trimFloat(v float64) string {
+	s := strconv.FormatFloat(v, 'f', 3, 64)
+	s = strings.TrimRight(s, "0")
+	return strings.TrimSuffix(s, ".")
+}
