@@ -350,3 +350,78 @@ func keys[V any](m map[string]V) []string {
 	}
 	return out
 }
+
+// BenchmarkCycle7d measures one policy's cycle with 7 days of 1-minute
+// history against a real Prometheus: the first full fetch once, then per
+// iteration an incremental fetch, the forecast and the remote write.
+func BenchmarkCycle7d(b *testing.B) {
+	promtest.RequireBinaries(b)
+	path, ok := trace.Locate("ms_mongodb_app_query_rate_1min.csv")
+	if !ok {
+		b.Fatal("trace not found")
+	}
+	pts, err := trace.ReadFile(path)
+	if err != nil {
+		b.Fatal(err)
+	}
+	pts = pts[len(pts)-7*24*60:]
+	end := time.Now().Truncate(time.Minute)
+	shift := end.Sub(pts[len(pts)-1].T)
+	s := promtest.Series{Name: testMetric, Labels: labels.FromStrings("service", "a")}
+	for _, p := range pts {
+		s.Points = append(s.Points, promtest.Point{T: p.T.Add(shift).UnixMilli(), V: p.V})
+	}
+	dir := b.TempDir()
+	ctx := context.Background()
+	if err := promtest.CreateBlocks(ctx, dir, []promtest.Series{s}); err != nil {
+		b.Fatal(err)
+	}
+	srv := promtest.StartInT(b, dir, promtest.Options{})
+	q, err := promapi.NewClient(promapi.ClientConfig{URL: srv.URL()})
+	if err != nil {
+		b.Fatal(err)
+	}
+	w, err := promapi.NewWriter(promapi.WriterConfig{URL: srv.RemoteWriteURL()})
+	if err != nil {
+		b.Fatal(err)
+	}
+	set, errs := policy.Parse([]byte(fmt.Sprintf(`
+apiVersion: kedastral.io/v1alpha1
+kind: ForecastPolicy
+metadata: {name: bench}
+spec:
+  targetRef: {name: api}
+  horizon: 30m
+  leadTime: 5m
+  capacity: {targetPerPod: 200, max: 100}
+  model: {type: baseline, quantile: 0.85}
+  sources: [{name: qps, query: 'sum(%s)'}]
+`, testMetric)), "bench.yaml")
+	if len(errs) > 0 {
+		b.Fatal(errs)
+	}
+	e := forecast.NewEvaluator(set.Policies[0], q)
+	start := time.Now()
+	n, err := e.Fetch(ctx, time.Now())
+	if err != nil {
+		b.Fatal(err)
+	}
+	firstFetch := time.Since(start)
+	b.ResetTimer()
+	ts := time.Now()
+	for i := 0; i < b.N; i++ {
+		ts = ts.Add(time.Millisecond)
+		if _, err := e.Fetch(ctx, ts); err != nil {
+			b.Fatal(err)
+		}
+		c := e.Evaluate(ctx, ts)
+		if len(c.Samples) != 4 { // observed, predicted 5m and 30m, desired
+			b.Fatalf("%d samples", len(c.Samples))
+		}
+		if _, err := w.Write(ctx, c.Samples); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.ReportMetric(float64(firstFetch.Microseconds())/1000, "first-fetch-ms")
+	b.ReportMetric(float64(n), "first-fetch-points")
+}

@@ -1,0 +1,40 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/kedastral/kedastral/promapi/promtest"
+)
+
+// TestDemo runs `make demo` to its first forecast, so the README's first
+// command stays true.
+func TestDemo(t *testing.T) {
+	if testing.Short() {
+		t.Skip("the demo builds the binary and waits for a cycle")
+	}
+	promtest.RequireBinaries(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	var out bytes.Buffer
+	if err := run(ctx, &out, true); err != nil {
+		t.Fatalf("%v\n%s", err, out.String())
+	}
+	got := out.String()
+	for _, re := range []string{
+		`(?m)^> kedastral_desired_replicas\n  \{job="demo-api", policy="api-forecast-policy"\}  \d+$`,
+		`ahead="30m", job="demo-api", policy="api-forecast-policy", quantile="0.85"\}  \d+`,
+		`policy api-forecast-policy, model baseline, 1 series, desired replicas \d+`,
+	} {
+		if !regexp.MustCompile(re).MatchString(got) {
+			t.Errorf("demo output does not match %s:\n%s", re, got)
+		}
+	}
+	if strings.Contains(got, "(no data)") {
+		t.Errorf("a query returned no data:\n%s", got)
+	}
+}
