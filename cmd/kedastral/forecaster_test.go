@@ -175,7 +175,9 @@ func TestForecasterBinary(t *testing.T) {
 	before := time.Now()
 	eventually(t, 10*time.Second, "cycles of the kept policy", func() (string, bool) {
 		_, body := get(t, base+"/api/v1/policies")
-		var st struct{ Data []struct{ LastSuccess time.Time } }
+		var st struct {
+			Data []struct{ LastSuccess time.Time }
+		}
 		_ = json.Unmarshal([]byte(body), &st)
 		return body, len(st.Data) == 1 && st.Data[0].LastSuccess.After(before)
 	})
