@@ -38,6 +38,11 @@ fmt: ## Format the Go code.
 generate: ## Regenerate generated files (CLI help golden files).
 	$(GO) test ./cmd/kedastral -run TestHelp -update
 
+.PHONY: mixin
+mixin: ## Format the jsonnet mixin and regenerate mixins/kedastral/out/ (needs jsonnet, jsonnetfmt).
+	jsonnetfmt -i $$(find mixins/kedastral -name '*.jsonnet' -o -name '*.libsonnet' | grep -v /vendor/)
+	$(GO) test ./mixins/kedastral -run TestGenerated -count=1 -update
+
 .PHONY: demo
 demo: ## Run the local demo: a real Prometheus with a real trace, the forecaster, its forecast.
 	$(GO) run ./test/demo

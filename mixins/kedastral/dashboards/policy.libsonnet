@@ -1,0 +1,102 @@
+local d = import '../lib/dashboard.libsonnet';
+local vars = import 'variables.libsonnet';
+
+{
+  grafanaDashboards+:: {
+    local c = $._config,
+    local m = c.metrics,
+    local p = c.policyLabel,
+    local f = '%s, job=~"$job", instance=~"$instance", %s="$policy"' % [c.forecasterSelector, p],
+    local s = '%s, job=~"$job", instance=~"$instance", %s="$policy"' % [c.scalerSelector, p],
+    local k = std.join(', ', std.filter(function(x) x != '', [c.kedastralSelector, '%s="$policy"' % p])),
+    local r = '%s="$policy"' % p,
+    local ksm = '%s, deployment="$deployment"' % c.kubeStateMetricsSelector,
+
+    'kedastral-policy.json': d.dashboard(
+      c,
+      'kedastral-policy.json',
+      'Policy',
+      'One Kedastral policy: its forecast against the outcome, replicas, accuracy, forecaster and scaler.',
+      [
+        vars.datasource(c),
+        vars.job(c),
+        vars.instance(c),
+        d.queryVariable('policy', 'Policy', 'label_values(%s, %s)' % [m.desired, p]),
+        d.queryVariable('ahead', 'Ahead', 'label_values(%s{%s}, ahead)' % [m.predicted, k], multi=true, includeAll=true),
+        d.adhocVariable('series', 'Series'),
+        d.queryVariable('deployment', 'Deployment', 'label_values(%s{%s}, deployment)' % [m.kubeReplicasAvailable, c.kubeStateMetricsSelector]),
+      ],
+      d.layout([
+        [d.row('Forecast and outcome')],
+        [
+          d.timeseries('Observed vs predicted $ahead ahead', 'The observed value and the prediction made $ahead earlier for the same moment (shifted by $ahead), so that prediction and outcome line up in time.', 'short', [
+            d.target('%s{%s}' % [m.observed, k]),
+            d.target('%s{%s, ahead="$ahead"} offset $ahead' % [m.predicted, k]),
+          ]) { repeat: 'ahead', repeatDirection: 'h', maxPerRow: 3 },
+        ],
+        [
+          d.timeseries('Replicas', 'Desired replicas written by the forecaster, the count the scaler last answered to KEDA, and the available replicas of the deployment (kube-state-metrics).', 'short', [
+            d.target('sum(%s{%s})' % [m.desired, k], 'desired (forecaster)'),
+            d.target('max by (metric) (%s{%s})' % [m.scalerDesiredReplicas, s], 'answered to KEDA {{metric}}'),
+            d.target('sum by (namespace, deployment) (%s{%s})' % [m.kubeReplicasAvailable, ksm], 'available {{namespace}}/{{deployment}}'),
+          ]),
+          d.timeseries('Load vs capacity', 'The observed value against the capacity of the desired replicas (desired replicas × kedastral_capacity_per_replica); above the line is under-provisioned.', 'short', [
+            d.target('sum(%s{%s})' % [m.observed, k], 'observed'),
+            d.target('sum(%s{%s} * on (%s) group_left %s{%s})' % [m.desired, k, p, m.capacityPerReplica, k], 'capacity of desired replicas'),
+          ]),
+        ],
+        [d.row('Accuracy')],
+        [
+          d.timeseries('Relative error', 'Mean absolute error over the mean observed value, per ahead, over 1h and 1d.', 'percentunit', [
+            d.target('policy_ahead:kedastral_forecast_error:relative1h{%s, ahead=~"$ahead"}' % r, '{{ahead}} 1h'),
+            d.target('policy_ahead:kedastral_forecast_error:relative1d{%s, ahead=~"$ahead"}' % r, '{{ahead}} 1d'),
+          ], min=0),
+          d.timeseries('Absolute and signed error', 'Mean absolute error and mean signed error (bias, above zero: forecast too high) over the last hour, per ahead.', 'short', [
+            d.target('policy_ahead:kedastral_forecast_error:mean_abs1h{%s, ahead=~"$ahead"}' % r, '{{ahead}} absolute'),
+            d.target('policy_ahead:kedastral_forecast_error:mean_signed1h{%s, ahead=~"$ahead"}' % r, '{{ahead}} bias'),
+          ]),
+        ],
+        [
+          d.timeseries('Coverage', 'Share of time the observed value stayed at or below the predicted quantile, over 1h and 1d; compare with the quantile.', 'percentunit', [
+            d.target('policy_ahead:kedastral_forecast_coverage:ratio1h{%s, ahead=~"$ahead"}' % r, '{{ahead}} 1h'),
+            d.target('policy_ahead:kedastral_forecast_coverage:ratio1d{%s, ahead=~"$ahead"}' % r, '{{ahead}} 1d'),
+          ], min=0, max=1),
+          d.timeseries('Under-provisioned', 'Share of time the observed value exceeded the capacity of the desired replicas, over 1h and 1d.', 'percentunit', [
+            d.target('policy:kedastral_underprovisioned:ratio1h{%s}' % r, '1h'),
+            d.target('policy:kedastral_underprovisioned:ratio1d{%s}' % r, '1d'),
+          ], min=0, max=1),
+          d.table('Published forecasts', 'The quantile the policy publishes for each ahead, and how many series it forecasts. (The model type is not exported as a series yet.)', 'short', [
+            d.target('count by (ahead, quantile) (%s{%s})' % [m.predicted, k], instant=true),
+          ]),
+        ],
+        [d.row('Forecaster')],
+        [
+          d.timeseries('Forecast age', 'Seconds since the last successful cycle (forecaster), since the newest written sample (recording rule), and as the scaler saw it.', 's', [
+            d.target('max(%s{%s})' % [m.forecastAge, f], 'forecaster'),
+            d.target('policy:kedastral_forecast_age:seconds{%s}' % r, 'written series'),
+            d.target('max by (metric) (%s{%s})' % [m.scalerForecastAge, s], 'scaler {{metric}}'),
+          ]),
+          d.timeseries('Cycle duration', 'Median and 99th percentile of the cycle duration, and of its history fetch.', 's', [
+            d.target('histogram_quantile(0.5, sum by (le) (rate(%s_bucket{%s}[$__rate_interval])))' % [m.forecasterCycleDuration, f], 'cycle p50'),
+            d.target('histogram_quantile(0.99, sum by (le) (rate(%s_bucket{%s}[$__rate_interval])))' % [m.forecasterCycleDuration, f], 'cycle p99'),
+            d.target('histogram_quantile(0.99, sum by (le) (rate(%s_bucket{%s}[$__rate_interval])))' % [m.forecasterQueryDuration, f], 'fetch p99'),
+          ]),
+          d.timeseries('Failures', 'Failed cycles per stage, missed cycles and series that could not be forecast, per second.', 'ops', [
+            d.target('sum by (stage) (rate(%s{%s}[$__rate_interval]))' % [m.forecasterCycleFailures, f], 'cycle failed: {{stage}}'),
+            d.target('sum(rate(%s{%s}[$__rate_interval]))' % [m.forecasterMissedCycles, f], 'missed cycles'),
+            d.target('sum by (reason) (rate(%s{%s}[$__rate_interval]))' % [m.forecasterSeriesFailures, f], 'series failed: {{reason}}'),
+          ]),
+        ],
+        [d.row('Scaler answers')],
+        [
+          d.timeseries('Answers by source', 'Replica counts the scaler answered KEDA for this policy per second, by source (forecast, hybrid, reactive).', 'reqps', [
+            d.target('sum by (source) (rate(%s{%s}[$__rate_interval]))' % [m.scalerAnswers, s], '{{source}}'),
+          ], stack=true),
+          d.timeseries('Stale answers', 'Requests that found the forecast stale or missing, by outcome: answered from the reactive signal, or an error to KEDA.', 'reqps', [
+            d.target('sum by (outcome) (rate(%s{%s}[$__rate_interval]))' % [m.scalerStaleAnswers, s], '{{outcome}}'),
+          ], stack=true),
+        ],
+      ]),
+    ),
+  },
+}
