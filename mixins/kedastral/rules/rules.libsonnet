@@ -13,7 +13,9 @@ local withSel(s, extra) = if s == '' then '{%s}' % extra else '{%s, %s}' % [s, e
         // One error series per policy, series and ahead: the prediction made `ahead` ago for
         // now, minus what was observed now. Positive: the forecast was too high. With a
         // policy interval of i, `offset ahead` finds the prediction written up to i earlier.
-        name: 'kedastral-forecast-error',
+        // One group: rules of a group run in order, so the window rules below always see
+        // this evaluation's series (two groups would race, one interval apart).
+        name: 'kedastral-forecast-accuracy',
         rules: std.flattenArrays([
           [
             {
@@ -67,11 +69,7 @@ local withSel(s, extra) = if s == '' then '{%s}' % extra else '{%s, %s}' % [s, e
               p: p,
             },
           },
-        ],
-      },
-      {
-        name: 'kedastral-forecast-accuracy',
-        rules: std.flattenArrays([
+        ] + std.flattenArrays([
           [
             {
               // Mean absolute error.
