@@ -52,6 +52,53 @@ func Peak(forecast []float64, leadSteps int) float64 {
 	return peak
 }
 
+// Reactive is the count that reactive scaling (KEDA feeding the observed
+// value to the HPA) asks for: ceil(observed / targetPerPod), without headroom,
+// clamped to [min, max].
+func Reactive(observed float64, c policy.Capacity) int32 {
+	c.Headroom = 1
+	return Need(observed, c)
+}
+
+// Recommend is the replica count a forecast asks for before behavior
+// limits: the Need of its Peak over leadSteps and, when the policy keeps
+// NeverBelowReactive, at least Reactive(observed), so that a forecast that
+// misses a rise cannot scale below reactive scaling. A NaN observed value
+// sets no floor.
+func Recommend(forecast []float64, leadSteps int, observed float64, c policy.Capacity) int32 {
+	n := Need(Peak(forecast, leadSteps), c)
+	if c.FloorsAtReactive() && !math.IsNaN(observed) && !math.IsInf(observed, 0) {
+		n = max(n, Reactive(observed, c))
+	}
+	return n
+}
+
+// WithinTolerance reports whether the HPA, at current replicas, ignores a
+// change to desired: |1 - desired/current| <= tolerance, the test of the HPA
+// controller. From zero replicas every change counts. A ratio at the
+// tolerance up to float noise counts as within it (10 → 11 is skipped at
+// 0.1), the safe side for a caller lifting changes past it.
+func WithinTolerance(desired, current int32, tolerance float64) bool {
+	if current == 0 {
+		return desired == 0
+	}
+	return math.Abs(1-float64(desired)/float64(current)) <= tolerance+1e-9
+}
+
+// ClearTolerance returns the smallest count of at least desired that the
+// HPA at current replicas does not ignore, capped at max; desired itself when
+// it is not an increase.
+func ClearTolerance(desired, current int32, tolerance float64, maxReplicas int32) int32 {
+	if desired <= current {
+		return desired
+	}
+	n := desired
+	for n < maxReplicas && WithinTolerance(n, current, tolerance) {
+		n++
+	}
+	return n
+}
+
 type recommendation struct {
 	t        time.Time
 	replicas int32
@@ -76,6 +123,9 @@ type Planner struct {
 	changes []change
 	keep    time.Duration
 	now     time.Time // time of the Next call in progress
+	// hpa is the count the HPA is assumed to hold: it follows the published
+	// count only when the change clears the tolerance.
+	hpa int32
 }
 
 type rules struct {
@@ -124,7 +174,7 @@ func (p *Planner) Current() (int32, bool) { return p.current, p.started }
 
 // Seed sets the previous count, e.g. the last one written before a restart.
 func (p *Planner) Seed(replicas int32) {
-	p.current, p.started = replicas, true
+	p.current, p.started, p.hpa = replicas, true, replicas
 }
 
 // Next takes the recommendation for time t (already clamped by Need) and
@@ -138,6 +188,7 @@ func (p *Planner) Next(t time.Time, recommended int32) int32 {
 		recommended = p.clamp(recommended)
 		p.started = true
 		p.current = recommended
+		p.hpa = recommended
 		p.recs = append(p.recs, recommendation{t, recommended})
 		return recommended
 	}
@@ -151,6 +202,15 @@ func (p *Planner) Next(t time.Time, recommended int32) int32 {
 	}
 	stabilized := p.stabilize(t, recommended)
 	next := p.limit(stabilized)
+	tol := p.c.ToleranceValue()
+	if p.c.ClearsTolerance() && next > p.hpa {
+		// An increase the HPA would skip is lifted to the smallest one it
+		// takes, within the rate limits and max.
+		next = ClearTolerance(next, p.hpa, tol, p.limit(math.MaxInt32))
+	}
+	if !WithinTolerance(next, p.hpa, tol) {
+		p.hpa = next
+	}
 	if next != p.current {
 		p.changes = append(p.changes, change{t, next - p.current})
 	}

@@ -108,7 +108,9 @@ type step struct {
 func TestPlanner(t *testing.T) {
 	base := time.Date(2025, 3, 1, 12, 0, 0, 0, time.UTC)
 	capacity := func(min, max int32, b *policy.Behavior) policy.Capacity {
-		return policy.Capacity{TargetPerPod: 100, Headroom: 1, Min: min, Max: max, Behavior: b}
+		// These cases mirror the HPA's behavior; TestPlannerTolerance covers
+		// the tolerance clearing on top.
+		return policy.Capacity{TargetPerPod: 100, Headroom: 1, Min: min, Max: max, Behavior: b, ClearTolerance: new(false)}
 	}
 	for _, tc := range []struct {
 		name  string
@@ -447,5 +449,127 @@ func TestPlanner(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// TestPlannerTolerance: an increase the HPA would skip (within 10% of the
+// count it holds) is lifted just past the tolerance; decreases within the
+// tolerance are published but the HPA is assumed to stay, so a later
+// increase is measured from what the HPA holds.
+func TestPlannerTolerance(t *testing.T) {
+	base := time.Date(2025, 3, 1, 12, 0, 0, 0, time.UTC)
+	for _, tc := range []struct {
+		name  string
+		c     policy.Capacity
+		steps []step
+	}{
+		{
+			name: "default tolerance 0.1",
+			c:    policy.Capacity{TargetPerPod: 1, Min: 1, Max: 100},
+			steps: []step{
+				{0, 10, 10},
+				{15, 11, 12}, // 11/10 is skipped by the HPA; 12/10 is not
+				{30, 12, 12},
+				{45, 11, 11}, // within tolerance of 12: HPA stays at 12
+				{60, 13, 14}, // measured from 12, not 11: 13/12 skipped
+				{75, 40, 40}, // clear increases pass unchanged
+				{90, 41, 45}, // 41/40, ..., 44/40 are within 0.1
+				{105, 200, 100},
+				{120, 99, 99},   // HPA stays at 100
+				{135, 100, 100}, // no increase over what the HPA holds
+			},
+		},
+		{
+			name: "off",
+			c:    policy.Capacity{TargetPerPod: 1, Min: 1, Max: 100, ClearTolerance: new(false)},
+			steps: []step{
+				{0, 10, 10},
+				{15, 11, 11},
+			},
+		},
+		{
+			name: "tolerance 0.25, capped at max",
+			c:    policy.Capacity{TargetPerPod: 1, Min: 1, Max: 12, Tolerance: new(0.25)},
+			steps: []step{
+				{0, 8, 8},
+				{15, 9, 11},  // 9/8, 10/8 within 0.25; 11/8 = 1.375
+				{30, 12, 12}, // 12/11 within, but max is 12
+			},
+		},
+		{
+			name: "tolerance 0 passes through",
+			c:    policy.Capacity{TargetPerPod: 1, Min: 1, Max: 100, Tolerance: new(0.0)},
+			steps: []step{
+				{0, 10, 10},
+				{15, 11, 11},
+				{30, 10, 10},
+			},
+		},
+		{
+			name: "within a scale-up rate limit",
+			c: policy.Capacity{TargetPerPod: 1, Min: 1, Max: 100, Behavior: &policy.Behavior{
+				ScaleUp: &policy.ScalingRules{Policies: []policy.ScalingPolicy{pods(1, 60)}}}},
+			steps: []step{
+				{0, 10, 10},
+				{15, 11, 11}, // the lift to 12 would break the limit of one pod a minute
+			},
+		},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			p := NewPlanner(tc.c)
+			for _, s := range tc.steps {
+				if got := p.Next(base.Add(time.Duration(s.at)*time.Second), s.rec); got != s.want {
+					t.Errorf("t=%ds rec=%d: got %d, want %d", s.at, s.rec, got, s.want)
+				}
+			}
+		})
+	}
+}
+
+func TestWithinTolerance(t *testing.T) {
+	for _, tc := range []struct {
+		desired, current int32
+		tol              float64
+		want             bool
+	}{
+		{11, 10, 0.1, true},
+		{12, 10, 0.1, false},
+		{9, 10, 0.1, true},
+		{8, 10, 0.1, false},
+		{1, 0, 0.1, false},
+		{0, 0, 0.1, true},
+		{10, 10, 0, true},
+		{11, 10, 0, false},
+	} {
+		if got := WithinTolerance(tc.desired, tc.current, tc.tol); got != tc.want {
+			t.Errorf("WithinTolerance(%d, %d, %v) = %v, want %v", tc.desired, tc.current, tc.tol, got, tc.want)
+		}
+	}
+}
+
+func TestRecommend(t *testing.T) {
+	c := policy.Capacity{TargetPerPod: 10, Headroom: 1.5, Min: 1, Max: 100}
+	off := c
+	off.NeverBelowReactive = new(false)
+	fc := []float64{20, 30, 10, 500}
+	for _, tc := range []struct {
+		name     string
+		c        policy.Capacity
+		observed float64
+		want     int32
+	}{
+		{"forecast above reactive", c, 20, 5},      // peak 30 · 1.5 / 10 = 4.5
+		{"observed above the forecast", c, 95, 10}, // ceil(95/10), no headroom
+		{"floor off", off, 95, 5},
+		{"NaN observed sets no floor", c, math.NaN(), 5},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if got := Recommend(fc, 3, tc.observed, tc.c); got != tc.want {
+				t.Errorf("Recommend = %d, want %d", got, tc.want)
+			}
+		})
+	}
+	if got := Reactive(95, c); got != 10 {
+		t.Errorf("Reactive(95) = %d, want 10", got)
 	}
 }

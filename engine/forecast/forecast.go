@@ -176,7 +176,7 @@ func (e *Evaluator) Evaluate(ctx context.Context, now time.Time) *Cycle {
 	s := &e.policy.Spec
 	step := time.Duration(s.Step)
 	end := alignDown(now, step)
-	n := s.HorizonSteps()
+	n := max(s.HorizonSteps(), s.CoverSteps())
 	for _, a := range s.Ahead {
 		n = max(n, int(time.Duration(a)/step))
 	}
@@ -235,7 +235,7 @@ func (e *Evaluator) evaluateSeries(ctx context.Context, st *seriesState, now tim
 	_, obs, _ := st.hist.last()
 	r.Observed = obs
 	if st.model == nil {
-		m, err := model.New(s.Model.Type, model.Config{Step: step, Quantile: s.Model.Quantile})
+		m, err := model.New(s.Model.Type, s.ModelConfig())
 		if err != nil {
 			r.Err = fmt.Errorf("build model %q: %w", s.Model.Type, err)
 			return r
@@ -266,7 +266,7 @@ func (e *Evaluator) evaluateSeries(ctx context.Context, st *seriesState, now tim
 	for _, a := range s.Ahead {
 		r.Predicted[time.Duration(a)] = fc[int(time.Duration(a)/step)-1]
 	}
-	r.Raw = capacity.Need(capacity.Peak(fc, s.LeadSteps()), s.Capacity)
+	r.Raw = capacity.Recommend(fc, s.CoverSteps(), obs, s.Capacity)
 	r.Desired = st.planner.Next(now, r.Raw)
 	return r
 }

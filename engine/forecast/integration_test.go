@@ -189,13 +189,16 @@ func TestForecasterEndToEnd(t *testing.T) {
 		if int32(d.V) != r.Desired {
 			t.Errorf("service %s: Prometheus has desired %v, engine computed %d", svc, d.V, r.Desired)
 		}
-		// The capacity model, by hand: peak of the first 5 forecast steps.
+		// The capacity model, by hand: the peak of the forecast over the lead
+		// time plus one step (6 steps of 1m), with 20% headroom at 500 per pod,
+		// and never below what the observed value needs without headroom.
 		peak := 0.0
-		for _, v := range r.Forecast[:5] {
+		for _, v := range r.Forecast[:6] {
 			peak = math.Max(peak, v)
 		}
-		if need := int32(math.Ceil(peak * 1.2 / 500)); max(1, min(100, need)) != r.Desired {
-			t.Errorf("service %s: desired %d, capacity model says %d (peak %v)", svc, r.Desired, need, peak)
+		need := max(int32(math.Ceil(peak*1.2/500)), int32(math.Ceil(r.Observed/500)))
+		if max(1, min(100, need)) != r.Desired {
+			t.Errorf("service %s: desired %d, capacity model says %d (peak %v, observed %v)", svc, r.Desired, need, peak, r.Observed)
 		}
 		wantObs := last.V
 		if svc == "b" {

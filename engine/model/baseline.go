@@ -59,7 +59,8 @@ type baselineParams struct {
 	minWindow  int           // the level window has at least this many points
 	ratioMin   float64       // clamps of the multiplicative level correction
 	ratioMax   float64
-	recent     int // points in the recent level
+	recent     int  // points in the recent level
+	noLevel    bool // no level correction: the seasonal model
 }
 
 var defaultBaselineParams = baselineParams{
@@ -113,7 +114,10 @@ func (b *baseline) Forecast(ctx context.Context, h History, n int) ([]float64, e
 		return b.flat(out, v)
 	}
 
-	corr, additive := b.levelCorrection(v, lags)
+	corr, additive := 1.0, false
+	if !b.p.noLevel {
+		corr, additive = b.levelCorrection(v, lags)
+	}
 	level := math.NaN() // the recent level, computed when needed
 	for j := range out {
 		base, ok := b.seasonal(v, len(v)+j, lags, b.cfg.Quantile)

@@ -32,3 +32,17 @@ func NewBaselineWith(cfg Config, k BaselineKnobs) (Model, error) {
 		ratioMin: k.RatioMin, ratioMax: k.RatioMax, recent: k.Recent,
 	})
 }
+
+// AutoParts builds auto and returns its components, by name, for tests
+// that score them one by one.
+func AutoParts(cfg Config) (map[string]Model, error) {
+	m, err := New(Auto, cfg)
+	if err != nil {
+		return nil, err
+	}
+	out := map[string]Model{}
+	for i, c := range m.(*auto).models {
+		out[autoModels[i]] = c
+	}
+	return out, nil
+}

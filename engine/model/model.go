@@ -52,6 +52,8 @@ type Config struct {
 	Step time.Duration
 	// Quantile of the forecast distribution to return, in (0,1).
 	Quantile float64
+	// BYOM configures the byom model.
+	BYOM BYOMConfig
 }
 
 // Model forecasts one series. A Model instance belongs to one series and may

@@ -63,9 +63,10 @@ func TestParseSeedExample(t *testing.T) {
 			Lookback: model.Duration(7 * 24 * time.Hour),
 			Step:     minutes(1),
 			Ahead:    []model.Duration{minutes(5), minutes(30)},
-			Capacity: Capacity{TargetPerPod: 200, Headroom: 1.2, Min: 2, Max: 50},
-			Model:    ModelSpec{Type: "baseline", Quantile: 0.85},
-			Sources:  []Source{{Name: "rps", Type: "prometheus", Query: "sum(rate(http_requests_total[1m]))"}},
+			Capacity: Capacity{TargetPerPod: 200, Headroom: 1.2, Min: 2, Max: 50,
+				Tolerance: new(0.1), ClearTolerance: new(true), NeverBelowReactive: new(true)},
+			Model:   ModelSpec{Type: "baseline", Quantile: 0.85},
+			Sources: []Source{{Name: "rps", Type: "prometheus", Query: "sum(rate(http_requests_total[1m]))"}},
 		},
 	}
 	if got := set.Policies[0]; !reflect.DeepEqual(got, want) {
@@ -104,10 +105,13 @@ spec:
 		{"ahead", s.Ahead, []model.Duration{minutes(15)}},
 		{"headroom", s.Capacity.Headroom, 1.0},
 		{"min", s.Capacity.Min, int32(0)},
-		{"model", s.Model, ModelSpec{Type: "baseline", Quantile: 0.5}},
+		{"model", s.Model, ModelSpec{Type: "auto", Quantile: 0.5}},
 		{"source type", s.Sources[0].Type, "prometheus"},
 		{"leadSteps", s.LeadSteps(), 1},
 		{"behavior", s.Capacity.Behavior, (*Behavior)(nil)},
+		{"tolerance", *s.Capacity.Tolerance, 0.1},
+		{"clearTolerance", *s.Capacity.ClearTolerance, true},
+		{"neverBelowReactive", *s.Capacity.NeverBelowReactive, true},
 	} {
 		if !reflect.DeepEqual(c.got, c.want) {
 			t.Errorf("%s = %v, want %v", c.name, c.got, c.want)
@@ -172,6 +176,26 @@ func TestParseValidEdges(t *testing.T) {
 			check: func(t *testing.T, s ForecastPolicySpec) {
 				if s.Capacity.Headroom != 100 {
 					t.Errorf("headroom = %v", s.Capacity.Headroom)
+				}
+			},
+		},
+		{
+			name: "byom",
+			in:   edit(t, validPolicy, "  sources:\n", "  model:\n    type: byom\n    byom: {url: 'http://m:8080/forecast', timeout: 2s}\n  sources:\n"),
+			check: func(t *testing.T, s ForecastPolicySpec) {
+				c := s.ModelConfig()
+				if c.BYOM.URL != "http://m:8080/forecast" || c.BYOM.Timeout != 2*time.Second || c.Quantile != s.Model.Quantile {
+					t.Errorf("model config %+v", c)
+				}
+			},
+		},
+		{
+			name: "tolerance options",
+			in:   edit(t, validPolicy, "    max: 50\n", "    max: 50\n    tolerance: 0\n    clearTolerance: false\n    neverBelowReactive: false\n"),
+			check: func(t *testing.T, s ForecastPolicySpec) {
+				c := s.Capacity
+				if c.ToleranceValue() != 0 || c.ClearsTolerance() || c.FloorsAtReactive() {
+					t.Errorf("tolerance %v, clear %v, floor %v", c.ToleranceValue(), c.ClearsTolerance(), c.FloorsAtReactive())
 				}
 			},
 		},
@@ -411,6 +435,36 @@ func TestParseErrors(t *testing.T) {
 			in:     header + edit(t, validPolicy, "targetPerPod: 200", "targetPerPod: .nan"),
 			want:   Error{Line: 3, Kind: "ForecastPolicy", Name: "p", Field: "spec.capacity.targetPerPod"},
 			reason: "must be a positive number, got NaN",
+		},
+		{
+			name:   "byom without byom",
+			in:     header + edit(t, validPolicy, "  sources:\n", "  model: {type: byom}\n  sources:\n"),
+			want:   Error{Line: 3, Kind: "ForecastPolicy", Name: "p", Field: "spec.model.byom"},
+			reason: "is required with type byom",
+		},
+		{
+			name:   "byom settings with another model",
+			in:     header + edit(t, validPolicy, "  sources:\n", "  model:\n    type: baseline\n    byom: {url: 'http://m:8080/forecast'}\n  sources:\n"),
+			want:   Error{Line: 3, Kind: "ForecastPolicy", Name: "p", Field: "spec.model.byom"},
+			reason: "is only allowed with type byom, got type baseline",
+		},
+		{
+			name:   "byom with a bad URL",
+			in:     header + edit(t, validPolicy, "  sources:\n", "  model:\n    type: byom\n    byom: {url: 'm:8080'}\n  sources:\n"),
+			want:   Error{Line: 3, Kind: "ForecastPolicy", Name: "p", Field: "spec.model.byom.url"},
+			reason: `"m:8080" must be an absolute http or https URL`,
+		},
+		{
+			name:   "tolerance of 1",
+			in:     header + edit(t, validPolicy, "    max: 50\n", "    max: 50\n    tolerance: 1\n"),
+			want:   Error{Line: 3, Kind: "ForecastPolicy", Name: "p", Field: "spec.capacity.tolerance"},
+			reason: "must be in [0, 1), got 1",
+		},
+		{
+			name:   "negative tolerance",
+			in:     header + edit(t, validPolicy, "    max: 50\n", "    max: 50\n    tolerance: -0.1\n"),
+			want:   Error{Line: 3, Kind: "ForecastPolicy", Name: "p", Field: "spec.capacity.tolerance"},
+			reason: "must be in [0, 1), got -0.1",
 		},
 		{
 			name:   "negative headroom",
@@ -1074,5 +1128,23 @@ func TestExamples(t *testing.T) {
 	}
 	if len(set.Policies) == 0 || len(set.DataSources) == 0 {
 		t.Errorf("found %d policies and %d data sources in %v, want some of each", len(set.Policies), len(set.DataSources), files)
+	}
+}
+
+func TestCoverSteps(t *testing.T) {
+	for _, tc := range []struct {
+		lead, step time.Duration
+		want       int
+	}{
+		{3 * time.Minute, time.Minute, 4},
+		{0, time.Minute, 1},
+		{3 * time.Minute, 5 * time.Minute, 2},
+		{5 * time.Minute, 5 * time.Minute, 2},
+		{3 * time.Minute, time.Hour, 2},
+	} {
+		s := ForecastPolicySpec{LeadTime: model.Duration(tc.lead), Step: model.Duration(tc.step)}
+		if got := s.CoverSteps(); got != tc.want {
+			t.Errorf("lead %v step %v: CoverSteps %d, want %d", tc.lead, tc.step, got, tc.want)
+		}
 	}
 }

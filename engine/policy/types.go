@@ -24,9 +24,12 @@ const (
 	DefaultInterval = model.Duration(30 * time.Second)
 	DefaultLookback = model.Duration(7 * 24 * time.Hour)
 	DefaultStep     = model.Duration(time.Minute)
-	DefaultModel    = "baseline"
+	DefaultModel    = "auto"
 	DefaultQuantile = 0.5
 	DefaultHeadroom = 1.0
+	// DefaultTolerance is the HorizontalPodAutoscaler's default tolerance
+	// (the controller's --horizontal-pod-autoscaler-tolerance).
+	DefaultTolerance = 0.1
 )
 
 // ObjectMeta is the part of Kubernetes' metadata that Kedastral uses.
@@ -110,6 +113,37 @@ type Capacity struct {
 	// Behavior limits how fast desired replicas change, in the shape of the
 	// HorizontalPodAutoscaler v2 behavior field.
 	Behavior *Behavior `yaml:"behavior,omitempty" json:"behavior,omitempty"`
+	// Tolerance is the HPA's tolerance: it ignores a change of the replica
+	// count within this fraction of the current count (0.1: 10 → 11 is
+	// skipped). Set it to the cluster's value (the controller flag
+	// --horizontal-pod-autoscaler-tolerance, or the ScaledObject's
+	// behavior.scaleUp.tolerance where HPA configurable tolerance is
+	// enabled). Default 0.1.
+	Tolerance *float64 `yaml:"tolerance,omitempty" json:"tolerance,omitempty"`
+	// ClearTolerance lifts an upward change that the HPA would ignore just
+	// enough to clear Tolerance. Default true.
+	ClearTolerance *bool `yaml:"clearTolerance,omitempty" json:"clearTolerance,omitempty"`
+	// NeverBelowReactive keeps desired replicas at least at what reactive
+	// scaling asks for the current observed value,
+	// ceil(observed / targetPerPod), so that a bad forecast cannot scale
+	// below reactive scaling. Default true.
+	NeverBelowReactive *bool `yaml:"neverBelowReactive,omitempty" json:"neverBelowReactive,omitempty"`
+}
+
+// ToleranceValue is Tolerance, or its default when unset.
+func (c Capacity) ToleranceValue() float64 {
+	if c.Tolerance == nil {
+		return DefaultTolerance
+	}
+	return *c.Tolerance
+}
+
+// ClearsTolerance is ClearTolerance, true when unset.
+func (c Capacity) ClearsTolerance() bool { return c.ClearTolerance == nil || *c.ClearTolerance }
+
+// FloorsAtReactive is NeverBelowReactive, true when unset.
+func (c Capacity) FloorsAtReactive() bool {
+	return c.NeverBelowReactive == nil || *c.NeverBelowReactive
 }
 
 // Behavior configures scale-up and scale-down limits separately, like
@@ -160,6 +194,20 @@ type ModelSpec struct {
 	Type string `yaml:"type,omitempty" json:"type,omitempty"`
 	// Quantile of the forecast distribution that capacity plans for, in (0,1).
 	Quantile float64 `yaml:"quantile,omitempty" json:"quantile,omitempty"`
+	// BYOM configures the byom model (bring your own model over HTTP);
+	// required with type byom, not allowed with the others.
+	BYOM *BYOMSpec `yaml:"byom,omitempty" json:"byom,omitempty"`
+}
+
+// BYOMSpec says where the byom model POSTs the history (see docs/backtest.md
+// for the request and response).
+type BYOMSpec struct {
+	// URL receives the POST, http or https.
+	URL string `yaml:"url" json:"url"`
+	// Timeout of one request; default 5s.
+	Timeout model.Duration `yaml:"timeout,omitempty" json:"timeout,omitempty"`
+	// MaxResponseBytes bounds the response body; default 4 MiB.
+	MaxResponseBytes int64 `yaml:"maxResponseBytes,omitempty" json:"maxResponseBytes,omitempty"`
 }
 
 // SourceTypePrometheus is the only source type so far.

@@ -161,6 +161,22 @@ func (p *ForecastPolicy) Validate() error {
 	if q := s.Model.Quantile; !(q > 0 && q < 1) {
 		return fieldErr("spec.model.quantile", "must be in (0, 1), got %v", q)
 	}
+	switch b := s.Model.BYOM; {
+	case s.Model.Type == kmodel.BYOM && b == nil:
+		return fieldErr("spec.model.byom", "is required with type %s", kmodel.BYOM)
+	case s.Model.Type != kmodel.BYOM && b != nil:
+		return fieldErr("spec.model.byom", "is only allowed with type %s, got type %s", kmodel.BYOM, s.Model.Type)
+	case b != nil:
+		if err := ValidateURL(b.URL); err != nil {
+			return &FieldError{Field: "spec.model.byom.url", Err: err}
+		}
+		if b.Timeout < 0 {
+			return fieldErr("spec.model.byom.timeout", "must not be negative, got %s", b.Timeout)
+		}
+		if b.MaxResponseBytes < 0 {
+			return fieldErr("spec.model.byom.maxResponseBytes", "must not be negative, got %d", b.MaxResponseBytes)
+		}
+	}
 	if len(s.Sources) == 0 {
 		return fieldErr("spec.sources", "at least one source is required")
 	}
@@ -209,6 +225,18 @@ func (c *Capacity) validate() error {
 	}
 	if c.Min > c.Max {
 		return fieldErr("spec.capacity.min", "min (%d) is greater than max (%d)", c.Min, c.Max)
+	}
+	if c.Tolerance == nil {
+		c.Tolerance = new(DefaultTolerance)
+	}
+	if t := *c.Tolerance; !finite(t) || t < 0 || t >= 1 {
+		return fieldErr("spec.capacity.tolerance", "must be in [0, 1), got %v", t)
+	}
+	if c.ClearTolerance == nil {
+		c.ClearTolerance = new(true)
+	}
+	if c.NeverBelowReactive == nil {
+		c.NeverBelowReactive = new(true)
 	}
 	if b := c.Behavior; b != nil {
 		if err := b.ScaleUp.validate("spec.capacity.behavior.scaleUp"); err != nil {
@@ -308,3 +336,21 @@ func (s *ForecastPolicySpec) LeadSteps() int {
 
 // Duration formats d the way Prometheus does (5m, 1h30m), for labels.
 func Duration(d model.Duration) string { return d.String() }
+
+// CoverSteps is the number of forecast steps that desired replicas cover:
+// the lead time plus one step. A pod requested now is ready at
+// now+leadTime and must carry the load until the pods of the next answer are
+// ready, one evaluation later; with the evaluation interval at most one step
+// (the default 30s at step 1m), that is until now+leadTime+step.
+func (s *ForecastPolicySpec) CoverSteps() int {
+	return max(1, int(math.Ceil(float64(s.LeadTime+s.Step)/float64(s.Step)-1e-9)))
+}
+
+// ModelConfig is what the policy's model is built with for one series.
+func (s *ForecastPolicySpec) ModelConfig() kmodel.Config {
+	c := kmodel.Config{Step: time.Duration(s.Step), Quantile: s.Model.Quantile}
+	if b := s.Model.BYOM; b != nil {
+		c.BYOM = kmodel.BYOMConfig{URL: b.URL, Timeout: time.Duration(b.Timeout), MaxResponseBytes: b.MaxResponseBytes}
+	}
+	return c
+}

@@ -1,0 +1,218 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/prometheus/common/config"
+	prommodel "github.com/prometheus/common/model"
+
+	"github.com/kedastral/kedastral/engine/backtest"
+	"github.com/kedastral/kedastral/engine/model"
+	"github.com/kedastral/kedastral/engine/policy"
+	"github.com/kedastral/kedastral/engine/trace"
+	"github.com/kedastral/kedastral/promapi"
+)
+
+// BacktestCmd replays a recorded series through the forecaster's engine.
+type BacktestCmd struct {
+	Policy     string `name:"policy" required:"" type:"existingfile" help:"Policy file; its ForecastPolicy supplies model, capacity and lead time."`
+	PolicyName string `name:"policy.name" help:"Which ForecastPolicy of the file to use when it holds several."`
+	Trace      string `name:"trace" type:"existingfile" xor:"input" required:"" help:"Recorded series: CSV with header timestamp,value (Unix seconds), one row per step."`
+	Prometheus struct {
+		URL     string        `name:"url" xor:"input" required:"" help:"Read the history with the policy's query from this Prometheus instead of --trace."`
+		Timeout time.Duration `name:"timeout" default:"2m" help:"Timeout of each query_range request."`
+	} `embed:"" prefix:"prometheus."`
+	Start         string             `name:"start" default:"-14d" help:"With --prometheus.url: start of the history, as now-relative (-14d), RFC 3339 or Unix seconds."`
+	End           string             `name:"end" default:"now" help:"With --prometheus.url: end of the history (now, -1h, RFC 3339 or Unix seconds)."`
+	Output        string             `name:"output" enum:"text,csv,json,html" default:"text" help:"Output format: text (summary), csv (one row per step), json (summary and rows), html (charts and summary)."`
+	Out           string             `name:"out" placeholder:"FILE" help:"Write the output to FILE instead of standard output."`
+	Warmup        prommodel.Duration `name:"warmup" default:"0s" help:"Replayed but not scored span at the start; 0 means the policy's lookback, at most half the trace."`
+	PodStartup    prommodel.Duration `name:"pod-startup" default:"0s" help:"How long a requested pod takes to be ready in the simulation; 0 means the policy's leadTime."`
+	Tolerance     float64            `name:"hpa.tolerance" default:"0.1" help:"Tolerance of the simulated HPA."`
+	Stabilization prommodel.Duration `name:"hpa.scale-down-stabilization" default:"5m" help:"Scale-down stabilization window of the simulated HPA."`
+	Progress      bool               `name:"progress" default:"true" negatable:"" help:"Show a progress bar on standard error for runs longer than two seconds."`
+}
+
+// Validate checks the flags.
+func (c *BacktestCmd) Validate() error {
+	if c.Tolerance < 0 || c.Tolerance >= 1 {
+		return fmt.Errorf("--hpa.tolerance must be in [0, 1), got %v", c.Tolerance)
+	}
+	return nil
+}
+
+// Run runs the backtest.
+func (c *BacktestCmd) Run() error {
+	var err error
+	set, errs := policy.LoadFile(c.Policy)
+	if len(errs) > 0 {
+		return fmt.Errorf("load %s: %w", c.Policy, errors.Join(errs...))
+	}
+	var p *policy.ForecastPolicy
+	for _, q := range set.Policies {
+		if c.PolicyName == "" || q.Metadata.Name == c.PolicyName {
+			if p != nil {
+				return fmt.Errorf("%s holds several policies; choose one with --policy.name", c.Policy)
+			}
+			p = q
+		}
+	}
+	if p == nil {
+		if c.PolicyName != "" {
+			return fmt.Errorf("%s has no ForecastPolicy named %q", c.Policy, c.PolicyName)
+		}
+		return fmt.Errorf("%s has no ForecastPolicy", c.Policy)
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
+	defer stop()
+	step := time.Duration(p.Spec.Step)
+	var h model.History
+	if c.Prometheus.URL != "" {
+		if h, err = c.queryHistory(ctx, p); err != nil {
+			return err
+		}
+	} else {
+		points, err := trace.ReadFile(c.Trace)
+		if err != nil {
+			return err
+		}
+		if ts := trace.Step(points); ts != step {
+			return fmt.Errorf("the trace's step is %s but the policy's spec.step is %s; set spec.step: %s",
+				prommodel.Duration(ts), p.Spec.Step, prommodel.Duration(ts))
+		}
+		points, _ = trace.Align(points, step)
+		if h, err = trace.Regular(points, step); err != nil {
+			return fmt.Errorf("trace %s: %w", c.Trace, err)
+		}
+	}
+
+	opts := backtest.Options{
+		Policy: p, Trace: h,
+		Warmup: time.Duration(c.Warmup), PodStartup: time.Duration(c.PodStartup),
+		Tolerance: c.Tolerance, ScaleDownStabilization: time.Duration(c.Stabilization),
+	}
+	if c.Progress {
+		opts.Progress = progressBar(os.Stderr, time.Now())
+	}
+	res, err := backtest.Run(ctx, opts)
+	if err != nil {
+		return err
+	}
+
+	var w io.Writer = os.Stdout
+	var f *os.File
+	if c.Out != "" {
+		if f, err = os.Create(c.Out); err != nil {
+			return err
+		}
+		w = f
+	}
+	bw := bufio.NewWriter(w)
+	switch c.Output {
+	case "csv":
+		err = backtest.WriteCSV(bw, res)
+	case "json":
+		err = backtest.WriteJSON(bw, res, true)
+	case "html":
+		err = backtest.WriteHTML(bw, res)
+	default:
+		err = backtest.WriteText(bw, res)
+	}
+	if err == nil {
+		err = bw.Flush()
+	}
+	if f != nil {
+		if cerr := f.Close(); err == nil {
+			err = cerr
+		}
+	}
+	return err
+}
+
+// queryHistory reads the policy's query over [--start, --end] at its step.
+func (c *BacktestCmd) queryHistory(ctx context.Context, p *policy.ForecastPolicy) (model.History, error) {
+	now := time.Now()
+	start, err := parseTime(c.Start, now)
+	if err != nil {
+		return model.History{}, fmt.Errorf("--start: %w", err)
+	}
+	end, err := parseTime(c.End, now)
+	if err != nil {
+		return model.History{}, fmt.Errorf("--end: %w", err)
+	}
+	if !end.After(start) {
+		return model.History{}, fmt.Errorf("--end %s is not after --start %s", end.Format(time.RFC3339), start.Format(time.RFC3339))
+	}
+	client, err := promapi.NewClient(promapi.ClientConfig{URL: c.Prometheus.URL, HTTPClientConfig: config.DefaultHTTPClientConfig, Timeout: c.Prometheus.Timeout})
+	if err != nil {
+		return model.History{}, err
+	}
+	step := time.Duration(p.Spec.Step)
+	q := p.Spec.Sources[0].Query
+	series, err := client.QueryRange(ctx, q, start.Truncate(step), end.Truncate(step), step)
+	if err != nil {
+		return model.History{}, err
+	}
+	switch len(series) {
+	case 0:
+		return model.History{}, fmt.Errorf("query %q returned no series between %s and %s", q, start.Format(time.RFC3339), end.Format(time.RFC3339))
+	case 1:
+	default:
+		return model.History{}, fmt.Errorf("query %q returned %d series (e.g. %s); backtest one: narrow the query in a copy of the policy", q, len(series), series[0].Labels)
+	}
+	return backtest.FromSamples(series[0].Points, step)
+}
+
+// parseTime reads now, a now-relative duration (-14d), RFC 3339 or Unix seconds.
+func parseTime(s string, now time.Time) (time.Time, error) {
+	switch {
+	case s == "now":
+		return now, nil
+	case strings.HasPrefix(s, "-"):
+		d, err := prommodel.ParseDuration(s[1:])
+		if err != nil {
+			return time.Time{}, err
+		}
+		return now.Add(-time.Duration(d)), nil
+	}
+	if t, err := time.Parse(time.RFC3339, s); err == nil {
+		return t, nil
+	}
+	if sec, err := strconv.ParseInt(s, 10, 64); err == nil {
+		return time.Unix(sec, 0), nil
+	}
+	return time.Time{}, fmt.Errorf("%q is not now, -<duration>, RFC 3339 or Unix seconds", s)
+}
+
+// progressBar draws a bar on w once a run has taken two seconds.
+func progressBar(w io.Writer, began time.Time) func(done, total int) {
+	shown := false
+	return func(done, total int) {
+		if !shown && time.Since(began) < 2*time.Second {
+			return
+		}
+		shown = true
+		const width = 40
+		filled := width * done / max(total, 1)
+		bar := make([]byte, width)
+		for i := range bar {
+			bar[i] = ' '
+			if i < filled {
+				bar[i] = '='
+			}
+		}
+		fmt.Fprintf(w, "\rbacktest [%s] %3d%% %d/%d steps", bar, 100*done/max(total, 1), done, total)
+		if done == total {
+			fmt.Fprintln(w)
+		}
+	}
+}

@@ -1,0 +1,226 @@
+package backtest_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/csv"
+	"encoding/json"
+	"math"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/kedastral/kedastral/engine/backtest"
+	"github.com/kedastral/kedastral/engine/model"
+)
+
+var t0 = time.Date(2026, 1, 5, 0, 0, 0, 0, time.UTC)
+
+// TestNoLookahead: changing the trace after step k changes nothing the
+// replay produced up to step k.
+func TestNoLookahead(t *testing.T) {
+	h := loadTrace(t, "ms_mongodb_app_query_rate_1min.csv")
+	h.Values = h.Values[:3*1440]
+	for _, m := range []string{"baseline", "auto"} {
+		t.Run(m, func(t *testing.T) {
+			p := tracePolicy(t, h, m, 0.85, "")
+			a := run(t, h, p)
+			k := 2*1440 + 100
+			poisoned := h
+			poisoned.Values = append([]float64(nil), h.Values...)
+			for j := k + 1; j < len(poisoned.Values); j++ {
+				poisoned.Values[j] *= 7
+			}
+			b := run(t, poisoned, tracePolicy(t, h, m, 0.85, ""))
+			for i := 0; i <= k; i++ {
+				ra, rb := a.Rows[i], b.Rows[i]
+				if ra.Desired != rb.Desired {
+					t.Fatalf("row %d: desired %d, with a different future %d", i, ra.Desired, rb.Desired)
+				}
+				for j := range ra.Pred {
+					if !same(ra.Pred[j], rb.Pred[j]) {
+						t.Fatalf("row %d: pred %v, with a different future %v", i, ra.Pred[j], rb.Pred[j])
+					}
+				}
+			}
+			if a.Rows[k+1].Desired == b.Rows[k+1].Desired {
+				t.Errorf("row %d: a 7-fold demand did not change desired replicas (%d)", k+1, a.Rows[k+1].Desired)
+			}
+		})
+	}
+}
+
+func same(a, b float64) bool { return a == b || math.IsNaN(a) && math.IsNaN(b) }
+
+// TestRowConvention: on a straight line the linear model is exact, so the
+// row of step t holds pred_<ahead> = the trace at t+ahead, and
+// desired_replicas covers the lead time plus one step.
+func TestRowConvention(t *testing.T) {
+	h := model.History{Start: t0, Step: time.Minute, Values: make([]float64, 600)}
+	for i := range h.Values {
+		h.Values[i] = 100 + float64(i)
+	}
+	p := tracePolicy(t, h, "linear", 0.5, "    neverBelowReactive: false\n    clearTolerance: false")
+	p.Spec.Capacity.TargetPerPod = 10
+	r := run(t, h, p)
+	if got := r.Ahead[0]; got != 15*time.Minute {
+		t.Fatalf("ahead %v", got)
+	}
+	var buf bytes.Buffer
+	if err := backtest.WriteCSV(&buf, r); err != nil {
+		t.Fatal(err)
+	}
+	recs, err := csv.NewReader(&buf).ReadAll()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := strings.Join(recs[0], ","); got != "timestamp,observed,pred_15m,desired_replicas" {
+		t.Fatalf("header %q", got)
+	}
+	if len(recs) != 601 {
+		t.Fatalf("%d rows, want 600 and the header", len(recs)-1)
+	}
+	if recs[1][2] != "100" || recs[1][3] != "10" {
+		t.Errorf("first row, one point of history: pred %q desired %q, want the flat 100 and 10", recs[1][2], recs[1][3])
+	}
+	for i := 10; i < 600-15; i++ {
+		rec := recs[i+1]
+		ts, _ := strconv.ParseInt(rec[0], 10, 64)
+		if ts != t0.Add(time.Duration(i)*time.Minute).Unix() {
+			t.Fatalf("row %d: timestamp %s", i, rec[0])
+		}
+		pred, _ := strconv.ParseFloat(rec[2], 64)
+		if want := h.Values[i+15]; math.Abs(pred-want) > 1e-6 {
+			t.Fatalf("row %d: pred_15m %v, want the value 15 steps later %v", i, pred, want)
+		}
+		// leadTime 3m + one step: the peak of rows i+1..i+4 is the value at i+4.
+		if want := strconv.Itoa(int(math.Ceil(h.Values[i+4]/10 - 1e-9))); rec[3] != want {
+			t.Fatalf("row %d: desired %s, want %s", i, rec[3], want)
+		}
+	}
+}
+
+// TestOracleWithoutTolerance: without the HPA's tolerance the oracle serves
+// all demand, which checks the oracle's window against the simulated pod
+// start-up on real traces.
+func TestOracleWithoutTolerance(t *testing.T) {
+	for _, name := range []string{"ms_mongodb_app_query_rate_1min.csv", "nab_nyc_taxi_passengers_30min.csv"} {
+		t.Run(name, func(t *testing.T) {
+			h := loadTrace(t, name)
+			r, err := backtest.Run(context.Background(), backtest.Options{
+				Policy: tracePolicy(t, h, "baseline", 0.5, ""), Trace: h, ScaleDownStabilization: -1,
+			})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if o := scaling(r, backtest.Oracle); o.Unserved != 0 {
+				t.Errorf("oracle leaves %v of demand unserved", o.Unserved)
+			}
+			if re := scaling(r, backtest.Reactive); re.Unserved < 0.005 {
+				t.Errorf("reactive leaves only %v of demand unserved; the simulation misses the start-up delay", re.Unserved)
+			}
+		})
+	}
+}
+
+// TestScalingOutcome checks, on the traces shipped with the repository, that
+// Kedastral scaling through the engine beats reactive scaling at a cost
+// close to the oracle's, for the default model and the others.
+func TestScalingOutcome(t *testing.T) {
+	for _, tc := range []struct {
+		trace       string
+		model       string
+		q           float64
+		maxUnserved float64 // relative to reactive
+		maxCost     float64 // replica-hours relative to the oracle
+	}{
+		{"ms_mongodb_app_query_rate_1min.csv", "baseline", 0.5, 0.10, 1.06},
+		{"ms_mongodb_app_query_rate_1min.csv", "auto", 0.85, 0.05, 1.08},
+		{"ms_mongodb_app_query_rate_1min.csv", "holtwinters", 0.5, 0.10, 1.06},
+		{"nab_nyc_taxi_passengers_30min.csv", "auto", 0.85, 0.06, 1.20},
+		{"nab_nyc_taxi_passengers_30min.csv", "holtwinters", 0.5, 0.12, 1.10},
+	} {
+		t.Run(tc.trace+"/"+tc.model, func(t *testing.T) {
+			h := loadTrace(t, tc.trace)
+			r := run(t, h, tracePolicy(t, h, tc.model, tc.q, ""))
+			k := scaling(r, backtest.Kedastral)
+			if k.UnservedVsReactive > tc.maxUnserved || k.VsOracle > tc.maxCost {
+				t.Errorf("unserved %.3f× reactive at %.3f× the oracle's replica-hours, want ≤ %v× at ≤ %v×",
+					k.UnservedVsReactive, k.VsOracle, tc.maxUnserved, tc.maxCost)
+			}
+		})
+	}
+}
+
+func TestJSON(t *testing.T) {
+	h := loadTrace(t, "nab_nyc_taxi_passengers_30min.csv")
+	h.Values = h.Values[:48*10]
+	r := run(t, h, tracePolicy(t, h, "auto", 0.85, ""))
+	var buf bytes.Buffer
+	if err := backtest.WriteJSON(&buf, r, true); err != nil {
+		t.Fatal(err)
+	}
+	var got struct {
+		Step     string
+		Forecast []struct{ Method, Ahead string }
+		Scaling  []struct {
+			Method   string
+			Unserved *float64
+		}
+		Columns []string
+		Rows    [][]*float64
+	}
+	if err := json.Unmarshal(buf.Bytes(), &got); err != nil {
+		t.Fatal(err)
+	}
+	if got.Step != "30m" || len(got.Scaling) != 6 || len(got.Forecast) != 4 || len(got.Rows) != 480 || len(got.Columns) != 4 {
+		t.Fatalf("step %q, %d scaling, %d forecast, %d rows, columns %v", got.Step, len(got.Scaling), len(got.Forecast), len(got.Rows), got.Columns)
+	}
+	if got.Rows[479][2] == nil || got.Scaling[0].Unserved == nil {
+		t.Errorf("last row pred %v, unserved %v: want numbers", got.Rows[479][2], got.Scaling[0].Unserved)
+	}
+}
+
+func TestRunErrors(t *testing.T) {
+	h := model.History{Start: t0, Step: 5 * time.Minute, Values: []float64{1, 2, 3}}
+	p := tracePolicy(t, model.History{Start: t0, Step: time.Minute, Values: []float64{1, 2}}, "baseline", 0.5, "")
+	if _, err := backtest.Run(context.Background(), backtest.Options{Policy: p, Trace: h}); err == nil || !strings.Contains(err.Error(), "step") {
+		t.Errorf("step mismatch: %v", err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	h.Step = time.Minute
+	if _, err := backtest.Run(ctx, backtest.Options{Policy: p, Trace: h}); err == nil {
+		t.Error("canceled context: no error")
+	}
+}
+
+// TestForecastBeatsBaselines: 15 minutes ahead (one step on coarser
+// traces), auto's MASE is below the best of naive, seasonal naive and
+// predict_linear on the traces with a daily cycle. The ISP trace is left
+// out: the last value is the best 15-minute forecast there and auto does
+// not beat it (0.207 against 0.200, see docs/backtest.md).
+func TestForecastBeatsBaselines(t *testing.T) {
+	for _, name := range []string{
+		"ms_mongodb_app_query_rate_1min.csv",
+		"nab_nyc_taxi_passengers_30min.csv",
+		"nab_aws_elb_request_count_5min.csv",
+		"nab_twitter_volume_aapl_5min.csv",
+		"wikipedia_all_projects_pagecounts_hourly.csv",
+		"nasa_http_requests_5min.csv",
+	} {
+		t.Run(name, func(t *testing.T) {
+			h := loadTrace(t, name)
+			r := run(t, h, tracePolicy(t, h, "auto", 0.5, ""))
+			k := mase(r, backtest.Kedastral)
+			best := min(mase(r, backtest.Naive), mase(r, backtest.SeasonalNaive), mase(r, backtest.PredictLinear))
+			if !(k < best) {
+				t.Errorf("MASE %.3f, best of naive, seasonal naive and predict_linear %.3f", k, best)
+			}
+			if c := r.Forecast[0].Coverage; math.Abs(c-0.5) > 0.03 {
+				t.Errorf("coverage %.3f of the 0.5 quantile", c)
+			}
+		})
+	}
+}

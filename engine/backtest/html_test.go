@@ -1,0 +1,107 @@
+package backtest_test
+
+import (
+	"bytes"
+	"context"
+	"image/png"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/kedastral/kedastral/engine/backtest"
+)
+
+// chromium returns the headless browser, skipping the test when absent.
+func chromium(t *testing.T) string {
+	t.Helper()
+	for _, name := range []string{"chromium", "chromium-browser", "google-chrome"} {
+		if p, err := exec.LookPath(name); err == nil {
+			return p
+		}
+	}
+	t.Skip("no chromium in PATH (Debian: apt-get install chromium); the HTML output is not checked in a browser")
+	return ""
+}
+
+// TestHTMLInBrowser renders the page in headless Chromium and checks that
+// both charts drew every line (the page's script records the drawn
+// bounding boxes in the DOM) and that the screenshot has Kedastral's line
+// color in it.
+func TestHTMLInBrowser(t *testing.T) {
+	bin := chromium(t)
+	h := loadTrace(t, "ms_mongodb_app_query_rate_1min.csv")
+	h.Values = h.Values[:3*1440]
+	r := run(t, h, tracePolicy(t, h, "baseline", 0.85, ""))
+	var buf bytes.Buffer
+	if err := backtest.WriteHTML(&buf, r); err != nil {
+		t.Fatal(err)
+	}
+	if s := buf.String(); strings.Contains(s, "http://") && !strings.Contains(s, `xmlns="http://www.w3.org/2000/svg"`) || strings.Contains(s, "<script src") || strings.Contains(s, "<link") {
+		t.Fatal("the page loads something from elsewhere")
+	}
+	dir := t.TempDir()
+	page := filepath.Join(dir, "backtest.html")
+	if err := os.WriteFile(page, buf.Bytes(), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	browse := func(args ...string) []byte {
+		ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+		defer cancel()
+		args = append([]string{"--headless", "--no-sandbox", "--disable-gpu", "--user-data-dir=" + filepath.Join(dir, "profile")}, args...)
+		cmd := exec.CommandContext(ctx, bin, append(args, "file://"+page)...)
+		var stderr bytes.Buffer
+		cmd.Stderr = &stderr
+		out, err := cmd.Output()
+		if err != nil {
+			t.Fatalf("chromium %v: %v\n%s", args, err, stderr.String())
+		}
+		return out
+	}
+
+	dom := browse("--dump-dom")
+	got := regexp.MustCompile(`<svg id="(\w+)"[^>]*data-drawn-lines="(\d+)"`).FindAllSubmatch(dom, -1)
+	want := map[string]string{"demand": "2", "replicas": "4"}
+	if len(got) != len(want) {
+		t.Fatalf("found %d rendered charts, want %d (did the script run?)", len(got), len(want))
+	}
+	for _, m := range got {
+		if id, n := string(m[1]), string(m[2]); want[id] != n {
+			t.Errorf("chart %s drew %s lines, want %s", id, n, want[id])
+		}
+	}
+	if !bytes.Contains(dom, []byte(`<table id="scaling">`)) {
+		t.Error("no scaling table")
+	}
+
+	shot := filepath.Join(dir, "shot.png")
+	browse("--screenshot="+shot, "--window-size=1200,1100", "--hide-scrollbars")
+	f, err := os.Open(shot)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	img, err := png.Decode(f)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Kedastral's line is #1f77b4; count pixels close to it.
+	blue := 0
+	b := img.Bounds()
+	for y := b.Min.Y; y < b.Max.Y; y++ {
+		for x := b.Min.X; x < b.Max.X; x++ {
+			r, g, bl, _ := img.At(x, y).RGBA()
+			if near(r>>8, 0x1f) && near(g>>8, 0x77) && near(bl>>8, 0xb4) {
+				blue++
+			}
+		}
+	}
+	if blue < 500 {
+		t.Errorf("%d pixels of Kedastral's color in the screenshot, want a drawn line (≥ 500)", blue)
+	}
+}
+
+func near(a uint32, b uint32) bool { return a+24 >= b && a <= b+24 }

@@ -1,0 +1,195 @@
+package backtest
+
+import (
+	"encoding/csv"
+	"encoding/json"
+	"fmt"
+	"io"
+	"math"
+	"strconv"
+	"text/tabwriter"
+	"time"
+)
+
+// WriteCSV writes one row per step: timestamp,observed,pred_<ahead>...,desired_replicas.
+// The row of step t is made at the end of step t with data up to and
+// including t; pred_<ahead> is the forecast made then for t+ahead. Unknown
+// cells are empty.
+func WriteCSV(w io.Writer, r *Result) error {
+	cw := csv.NewWriter(w)
+	head := []string{"timestamp", "observed"}
+	for _, a := range r.Ahead {
+		head = append(head, "pred_"+fmtDuration(a))
+	}
+	head = append(head, "desired_replicas")
+	if err := cw.Write(head); err != nil {
+		return err
+	}
+	rec := make([]string, len(head))
+	for _, row := range r.Rows {
+		rec[0] = strconv.FormatInt(row.Time.Unix(), 10)
+		rec[1] = num(row.Observed)
+		for k, p := range row.Pred {
+			rec[2+k] = num(p)
+		}
+		rec[len(rec)-1] = ""
+		if row.Desired >= 0 {
+			rec[len(rec)-1] = strconv.Itoa(int(row.Desired))
+		}
+		if err := cw.Write(rec); err != nil {
+			return err
+		}
+	}
+	cw.Flush()
+	return cw.Error()
+}
+
+func num(v float64) string {
+	if math.IsNaN(v) || math.IsInf(v, 0) {
+		return ""
+	}
+	return strconv.FormatFloat(v, 'g', 10, 64)
+}
+
+// WriteText writes the summary tables.
+func WriteText(w io.Writer, r *Result) error {
+	fmt.Fprintf(w, "policy %s: model %s at quantile %v, step %s, lead time %s\n", r.Policy, r.Model, r.Quantile, fmtDuration(r.Step), fmtDuration(r.LeadTime))
+	scored := len(r.Rows) - r.ScoredFrom
+	if len(r.Rows) > 0 {
+		fmt.Fprintf(w, "trace %s to %s, %d steps, scored from %s (%d steps)\n",
+			r.Rows[0].Time.Format(time.RFC3339), r.Rows[len(r.Rows)-1].Time.Format(time.RFC3339), len(r.Rows),
+			r.Rows[r.ScoredFrom].Time.Format(time.RFC3339), scored)
+	}
+	fmt.Fprintf(w, "simulated HPA: tolerance %v, scale-down stabilization %s, pods ready %s after the request\n",
+		r.Tolerance, fmtDuration(r.Stabilize), fmtDuration(r.PodStartup))
+	if r.Errors > 0 {
+		fmt.Fprintf(w, "%d steps could not be evaluated (answered reactively); the first: %v\n", r.Errors, r.FirstError)
+	}
+	fmt.Fprintln(w)
+	fmt.Fprintln(w, "forecast error (MASE against the one-day seasonal naive MAE over the scored steps)")
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
+	fmt.Fprintln(tw, "ahead\tmethod\tn\tMAE\twMAPE\tMASE\tcoverage\t")
+	for _, f := range r.Forecast {
+		fmt.Fprintf(tw, "%s\t%s\t%d\t%s\t%s\t%s\t%s\t\n", f.AheadS, f.Method, f.N, fnum(f.MAE), fnum(f.WMAPE), fnum(f.MASE), fnum(f.Coverage))
+	}
+	tw.Flush()
+	fmt.Fprintln(w, "\nscaling outcome")
+	tw = tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
+	fmt.Fprintln(tw, "method\tunserved\tvs reactive\tunder time\tover\treplica-hours\tvs oracle\tscale events\t")
+	for _, s := range r.Scaling {
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%.1f\t%s\t%d\t\n", s.Method, fnum(s.Unserved), fnum(s.UnservedVsReactive),
+			fnum(s.UnderTime), fnum(s.Over), s.ReplicaHours, fnum(s.VsOracle), s.ScaleEvents)
+	}
+	return tw.Flush()
+}
+
+func fnum(v float64) string {
+	if math.IsNaN(v) {
+		return "-"
+	}
+	if math.IsInf(v, 0) {
+		return "inf"
+	}
+	return strconv.FormatFloat(v, 'f', 4, 64)
+}
+
+// jsonResult is the JSON shape of a Result.
+type jsonResult struct {
+	Policy     string         `json:"policy"`
+	Model      string         `json:"model"`
+	Quantile   float64        `json:"quantile"`
+	Step       string         `json:"step"`
+	LeadTime   string         `json:"leadTime"`
+	PodStartup string         `json:"podStartup"`
+	Tolerance  float64        `json:"tolerance"`
+	Stabilize  string         `json:"scaleDownStabilization"`
+	Start      int64          `json:"start"`
+	End        int64          `json:"end"`
+	Steps      int            `json:"steps"`
+	ScoredFrom int64          `json:"scoredFrom"`
+	MASEScale  jsonFloat      `json:"maseScale"`
+	Errors     int            `json:"errors"`
+	FirstError string         `json:"firstError,omitempty"`
+	Forecast   []jsonForecast `json:"forecast"`
+	Scaling    []jsonScaling  `json:"scaling"`
+	Rows       [][]jsonFloat  `json:"rows,omitempty"`
+	Columns    []string       `json:"columns,omitempty"`
+}
+
+type jsonForecast struct {
+	Method   string    `json:"method"`
+	Ahead    string    `json:"ahead"`
+	N        int       `json:"n"`
+	MAE      jsonFloat `json:"mae"`
+	WMAPE    jsonFloat `json:"wmape"`
+	MASE     jsonFloat `json:"mase"`
+	Coverage jsonFloat `json:"coverage"`
+}
+
+type jsonScaling struct {
+	Method             string    `json:"method"`
+	Unserved           jsonFloat `json:"unserved"`
+	UnservedVsReactive jsonFloat `json:"unservedVsReactive"`
+	UnderTime          jsonFloat `json:"underTime"`
+	Over               jsonFloat `json:"over"`
+	ReplicaHours       jsonFloat `json:"replicaHours"`
+	VsOracle           jsonFloat `json:"replicaHoursVsOracle"`
+	ScaleEvents        int       `json:"scaleEvents"`
+}
+
+// jsonFloat is a float that encodes NaN and ±Inf as null.
+type jsonFloat float64
+
+func (f jsonFloat) MarshalJSON() ([]byte, error) {
+	v := float64(f)
+	if math.IsNaN(v) || math.IsInf(v, 0) {
+		return []byte("null"), nil
+	}
+	return strconv.AppendFloat(nil, v, 'g', -1, 64), nil
+}
+
+// WriteJSON writes the summary and, with rows, the per-step rows as arrays
+// in the order of "columns" (the CSV's header).
+func WriteJSON(w io.Writer, r *Result, rows bool) error {
+	j := jsonResult{
+		Policy: r.Policy, Model: r.Model, Quantile: r.Quantile,
+		Step: fmtDuration(r.Step), LeadTime: fmtDuration(r.LeadTime), PodStartup: fmtDuration(r.PodStartup),
+		Tolerance: r.Tolerance, Stabilize: fmtDuration(r.Stabilize),
+		Steps: len(r.Rows), MASEScale: jsonFloat(r.MASEScale), Errors: r.Errors,
+	}
+	if r.FirstError != nil {
+		j.FirstError = r.FirstError.Error()
+	}
+	if len(r.Rows) > 0 {
+		j.Start, j.End = r.Rows[0].Time.Unix(), r.Rows[len(r.Rows)-1].Time.Unix()
+		j.ScoredFrom = r.Rows[r.ScoredFrom].Time.Unix()
+	}
+	for _, f := range r.Forecast {
+		j.Forecast = append(j.Forecast, jsonForecast{f.Method, f.AheadS, f.N, jsonFloat(f.MAE), jsonFloat(f.WMAPE), jsonFloat(f.MASE), jsonFloat(f.Coverage)})
+	}
+	for _, s := range r.Scaling {
+		j.Scaling = append(j.Scaling, jsonScaling{s.Method, jsonFloat(s.Unserved), jsonFloat(s.UnservedVsReactive),
+			jsonFloat(s.UnderTime), jsonFloat(s.Over), jsonFloat(s.ReplicaHours), jsonFloat(s.VsOracle), s.ScaleEvents})
+	}
+	if rows {
+		j.Columns = []string{"timestamp", "observed"}
+		for _, a := range r.Ahead {
+			j.Columns = append(j.Columns, "pred_"+fmtDuration(a))
+		}
+		j.Columns = append(j.Columns, "desired_replicas")
+		for _, row := range r.Rows {
+			rec := []jsonFloat{jsonFloat(row.Time.Unix()), jsonFloat(row.Observed)}
+			for _, p := range row.Pred {
+				rec = append(rec, jsonFloat(p))
+			}
+			d := jsonFloat(math.NaN())
+			if row.Desired >= 0 {
+				d = jsonFloat(row.Desired)
+			}
+			j.Rows = append(j.Rows, append(rec, d))
+		}
+	}
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	return enc.Encode(j)
+}

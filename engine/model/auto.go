@@ -1,0 +1,148 @@
+package model
+
+import (
+	"context"
+	"errors"
+	"fmt"
+)
+
+// Auto is the name of the automatic model: it keeps every built-in model
+// warm on the series (holtwinters, baseline, seasonal, linear, the last
+// value, and the last value moved by the seasonal median's change, each as
+// a point forecast with a conformal bound at the policy's quantile) and
+// answers, per horizon, with the one whose bound has had the lowest recent
+// pinball loss at that horizon: the absolute loss (in units of the series'
+// mean, so that a busy hour weighs more than a quiet night), as a moving
+// average over about the last 300 scored forecasts. It switches only when
+// another model's loss is below autoSwitch times the current one's, so that
+// it does not flap. Until the losses are known it answers with holtwinters.
+const Auto = "auto"
+
+// autoSwitch is the hysteresis: a challenger must be this much better.
+const autoSwitch = 0.97
+
+// autoNaive is auto's last-value component, not a model of its own.
+const autoNaive = "naive"
+
+// autoDrift is auto's naive-plus-season component.
+const autoDrift = "seasonal_drift"
+
+var autoModels = []string{HoltWinters, Baseline, Seasonal, Linear, autoNaive, autoDrift}
+
+func init() {
+	Register(Auto, func(cfg Config) (Model, error) {
+		if err := cfg.check(Auto); err != nil {
+			return nil, err
+		}
+		a := &auto{}
+		point := cfg
+		point.Quantile = 0.5
+		for _, name := range autoModels {
+			var inner Model
+			switch name {
+			case HoltWinters:
+				inner = newHoltWinters(cfg.Step)
+			case Linear:
+				inner = &linear{window: LinearWindow(cfg.Step)}
+			case autoNaive:
+				inner = &linear{window: 0}
+			case autoDrift:
+				p := defaultBaselineParams
+				p.noLevel = true
+				b, err := newBaseline(point, p)
+				if err != nil {
+					return nil, err
+				}
+				inner = &seasonalDrift{b: b}
+			case Baseline:
+				b, err := newBaseline(point, defaultBaselineParams)
+				if err != nil {
+					return nil, err
+				}
+				inner = b
+			case Seasonal:
+				p := defaultBaselineParams
+				p.noLevel = true
+				b, err := newBaseline(point, p)
+				if err != nil {
+					return nil, err
+				}
+				inner = b
+			}
+			a.models = append(a.models, NewConformal(cfg, inner).(*conformal))
+		}
+		return a, nil
+	})
+}
+
+type auto struct {
+	models []*conformal
+	chosen []int // per horizon (index h-1): index into models
+	outs   [][]float64
+}
+
+// Chosen returns the model answering at horizon h steps (1-based), for the
+// status page and metrics.
+func (a *auto) Chosen(h int) string {
+	if h < 1 || h > len(a.chosen) {
+		return autoModels[0]
+	}
+	return autoModels[a.chosen[h-1]]
+}
+
+// Forecast implements Model.
+func (a *auto) Forecast(ctx context.Context, h History, n int) ([]float64, error) {
+	if len(a.chosen) != n {
+		a.chosen = make([]int, n)
+	}
+	a.outs = a.outs[:0]
+	var firstErr error
+	for _, m := range a.models {
+		f, err := m.Forecast(ctx, h, n)
+		if err != nil {
+			if ctx.Err() != nil {
+				return nil, ctx.Err()
+			}
+			if firstErr == nil {
+				firstErr = err
+			}
+			f = nil
+		}
+		a.outs = append(a.outs, f)
+	}
+	out := make([]float64, n)
+	for j := range out {
+		cur := a.chosen[j]
+		curLoss, curOK := a.models[cur].lossAt(j + 1)
+		curOK = curOK && a.outs[cur] != nil
+		best, bestLoss := -1, 0.0
+		for i, m := range a.models {
+			if a.outs[i] == nil {
+				continue
+			}
+			if l, ok := m.lossAt(j + 1); ok && (best < 0 || l < bestLoss) {
+				best, bestLoss = i, l
+			}
+		}
+		switch {
+		case best >= 0 && (!curOK || bestLoss < autoSwitch*curLoss):
+			cur = best
+		case a.outs[cur] == nil:
+			for i := range a.outs {
+				if a.outs[i] != nil {
+					cur = i
+					break
+				}
+			}
+		}
+		if a.outs[cur] == nil {
+			if firstErr == nil {
+				firstErr = errors.New("no model forecast")
+			}
+			return nil, fmt.Errorf("auto model: %w", firstErr)
+		}
+		a.chosen[j] = cur
+		out[j] = a.outs[cur][j]
+	}
+	return out, nil
+}
