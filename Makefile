@@ -22,8 +22,13 @@ build: ## Build and install the kedastral binary into $(go env GOPATH)/bin.
 	@echo "installed $$($(GO) env GOPATH)/bin/kedastral"
 
 .PHONY: test
-test: lint ## Run every test (needs Debian's prometheus and promtool on PATH, see .ci/run).
+test: lint ## Run every test, KEDA's conformance module included (see .ci/run for what they need).
 	$(GO) test -count=1 -timeout 30m ./...
+	$(MAKE) test-keda
+
+.PHONY: test-keda
+test-keda: ## Conformance with KEDA's own scaler client (module test/keda; its first build takes ~10 min).
+	cd test/keda && $(GO) test -vet=off -count=1 -timeout 30m ./...
 
 .PHONY: lint
 lint: ## Check formatting and go vet.
@@ -35,8 +40,12 @@ fmt: ## Format the Go code.
 	gofmt -w $(GOFILES)
 
 .PHONY: generate
-generate: ## Regenerate generated files (CLI help golden files).
+generate: proto mixin ## Regenerate every generated file: gRPC code, mixin output, CLI help golden files.
 	$(GO) test ./cmd/kedastral -run TestHelp -update
+
+.PHONY: proto
+proto: ## Regenerate the gRPC code in proto/ (needs protoc: apt-get install protobuf-compiler).
+	./proto/generate.sh
 
 .PHONY: mixin
 mixin: ## Format the jsonnet mixin and regenerate mixins/kedastral/out/ (needs jsonnet, jsonnetfmt).

@@ -15,7 +15,9 @@ type CLI struct {
 	LogConfig `embed:"" prefix:"log."`
 
 	Forecaster ForecasterCmd `cmd:"" help:"Forecast each policy's demand and remote-write kedastral_* series into Prometheus."`
+	Scaler     ScalerCmd     `cmd:"" help:"Serve KEDA's External Scaler gRPC API from the kedastral_* series in Prometheus."`
 	Check      CheckCmd      `cmd:"" help:"Check configuration files, like promtool check."`
+	Backtest   BacktestCmd   `cmd:"" help:"Replay a recorded series through the forecaster and compare its scaling with reactive KEDA and an oracle."`
 	Version    VersionCmd    `cmd:"" help:"Print version and build information."`
 }
 

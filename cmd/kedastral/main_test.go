@@ -55,7 +55,9 @@ func TestHelp(t *testing.T) {
 	for _, args := range [][]string{
 		{"--help"},
 		{"forecaster", "--help"},
+		{"scaler", "--help"},
 		{"check", "config", "--help"},
+		{"backtest", "--help"},
 		{"version", "--help"},
 	} {
 		name := strings.Join(args[:len(args)-1], "-")

@@ -1,0 +1,41 @@
+package externalscaler_test
+
+import (
+	"bytes"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"testing"
+)
+
+// TestGenerated regenerates the Go code into a temporary directory and fails
+// if it differs from the committed files, so `make proto` was not forgotten.
+func TestGenerated(t *testing.T) {
+	if _, err := exec.LookPath("protoc"); err != nil {
+		if os.Getenv("CI") != "" {
+			t.Fatalf("protoc not on PATH (apt-get install protobuf-compiler): %v", err)
+		}
+		t.Skipf("protoc not on PATH: %v", err)
+	}
+	if testing.Short() {
+		t.Skip("builds protoc-gen-go and protoc-gen-go-grpc")
+	}
+	dir := t.TempDir()
+	out, err := exec.Command("./generate.sh", dir).CombinedOutput()
+	if err != nil {
+		t.Fatalf("generate.sh: %v\n%s", err, out)
+	}
+	for _, f := range []string{"externalscaler.pb.go", "externalscaler_grpc.pb.go"} {
+		got, err := os.ReadFile(filepath.Join(dir, f))
+		if err != nil {
+			t.Fatal(err)
+		}
+		want, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !bytes.Equal(got, want) {
+			t.Errorf("%s is out of date: run `make proto` and commit the result", f)
+		}
+	}
+}
