@@ -28,6 +28,10 @@ const (
 	ObservedMetric  = "kedastral_observed_value"
 	PredictedMetric = "kedastral_predicted_value"
 	DesiredMetric   = "kedastral_desired_replicas"
+	// CapacityMetric is the policy's targetPerPod, one series per policy, so
+	// PromQL can compare demand with what the desired replicas can serve:
+	// kedastral_desired_replicas * on (policy) group_left kedastral_capacity_per_replica.
+	CapacityMetric = "kedastral_capacity_per_replica"
 
 	PolicyLabel   = "policy"
 	AheadLabel    = "ahead"
@@ -69,7 +73,10 @@ type SeriesResult struct {
 	Predicted map[time.Duration]float64
 	Raw       int32 // replicas the forecast needs, before behavior limits
 	Desired   int32
-	Err       error // set when the series could not be forecast
+	// Model names the model answering over the lead time: the policy's, or
+	// the one auto chose for this series.
+	Model string
+	Err   error // set when the series could not be forecast
 }
 
 // seriesState is what the evaluator keeps for one series between cycles.
@@ -219,6 +226,12 @@ func (e *Evaluator) Evaluate(ctx context.Context, now time.Time) *Cycle {
 		}
 		c.Samples = append(c.Samples, promapi.Sample{Labels: withName(r.Labels, DesiredMetric), T: ts, V: float64(r.Desired)})
 	}
+	if len(c.Samples) > 0 {
+		c.Samples = append(c.Samples, promapi.Sample{
+			Labels: labels.FromStrings(labels.MetricName, CapacityMetric, PolicyLabel, e.policy.Metadata.Name),
+			T:      ts, V: s.Capacity.TargetPerPod,
+		})
+	}
 	return c
 }
 
@@ -265,6 +278,10 @@ func (e *Evaluator) evaluateSeries(ctx context.Context, st *seriesState, now tim
 	r.Predicted = make(map[time.Duration]float64, len(s.Ahead))
 	for _, a := range s.Ahead {
 		r.Predicted[time.Duration(a)] = fc[int(time.Duration(a)/step)-1]
+	}
+	r.Model = s.Model.Type
+	if ch, ok := st.model.(model.Chooser); ok {
+		r.Model = ch.Chosen(s.CoverSteps())
 	}
 	r.Raw = capacity.Recommend(fc, s.CoverSteps(), obs, s.Capacity)
 	r.Desired = st.planner.Next(now, r.Raw)

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"slices"
 	"sync"
 	"testing"
 	"time"
@@ -13,6 +14,7 @@ import (
 	"github.com/prometheus/prometheus/model/labels"
 	"go.uber.org/goleak"
 
+	"github.com/kedastral/kedastral/engine/model"
 	"github.com/kedastral/kedastral/engine/policy"
 	"github.com/kedastral/kedastral/promapi"
 )
@@ -165,14 +167,22 @@ func TestEvaluatorIncrementalFetch(t *testing.T) {
 	if r.Desired != 6 || r.Raw != 6 || r.Observed != 55 || len(r.Predicted) != 2 || math.Abs(r.Predicted[30*time.Minute]-55) > 1e-9 {
 		t.Errorf("flat series: %+v", r)
 	}
-	// observed + 2 predicted + desired, all at the evaluation time.
-	if len(c.Samples) != 4 {
-		t.Fatalf("%d samples, want 4", len(c.Samples))
+	// observed + 2 predicted + desired, then the policy's capacity per
+	// replica, all at the evaluation time.
+	if len(c.Samples) != 5 {
+		t.Fatalf("%d samples, want 5", len(c.Samples))
 	}
-	for _, s := range c.Samples {
+	for _, s := range c.Samples[:4] {
 		if s.T != now.UnixMilli() || s.Labels.Get(PolicyLabel) != "inc" || s.Labels.Get("svc") != "a" {
 			t.Errorf("sample %v", s)
 		}
+	}
+	if cp := c.Samples[4]; cp.Labels.String() != `{__name__="kedastral_capacity_per_replica", policy="inc"}` || cp.V != 10 || cp.T != now.UnixMilli() {
+		t.Errorf("capacity sample %v", cp)
+	}
+	// The policy's model is the default, auto: the series names the model it chose.
+	if p.Spec.Model.Type != "auto" || r.Model == "auto" || !slices.Contains(model.Names(), r.Model) {
+		t.Errorf("policy model %q, series model %q: want auto choosing a registered model", p.Spec.Model.Type, r.Model)
 	}
 
 	later := now.Add(2 * time.Minute)

@@ -418,7 +418,7 @@ spec:
 			b.Fatal(err)
 		}
 		c := e.Evaluate(ctx, ts)
-		if len(c.Samples) != 4 { // observed, predicted 5m and 30m, desired
+		if len(c.Samples) != 5 { // observed, predicted 5m and 30m, desired, capacity per replica
 			b.Fatalf("%d samples", len(c.Samples))
 		}
 		if _, err := w.Write(ctx, c.Samples); err != nil {

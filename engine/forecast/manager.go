@@ -7,6 +7,7 @@ import (
 	"hash/fnv"
 	"reflect"
 	"sort"
+	"strconv"
 	"sync"
 	"time"
 
@@ -170,6 +171,9 @@ func (m *Manager) Apply(set *policy.Set, loadErrs []error) error {
 		}
 		r := m.newRunner(p, ds, q)
 		m.runners[name] = r
+		m.metrics.policyInfo.DeletePartialMatch(prometheus.Labels{"policy": name})
+		m.metrics.policyInfo.WithLabelValues(name, p.Spec.Model.Type, strconv.FormatFloat(p.Spec.Model.Quantile, 'f', -1, 64),
+			p.Spec.TargetRef.Kind, p.Spec.TargetRef.Name, p.Spec.Metric).Set(1)
 		ctx, cancel := context.WithCancel(m.ctx)
 		r.cancel = cancel
 		m.wg.Add(1)
@@ -216,23 +220,27 @@ func (mt *Metrics) forget(name string) {
 	mt.seriesFailures.DeletePartialMatch(l)
 	mt.queryDuration.DeletePartialMatch(l)
 	mt.lastSuccess.DeletePartialMatch(l)
+	mt.seriesByModel.DeletePartialMatch(l)
+	mt.policyInfo.DeletePartialMatch(l)
 }
 
 // PolicyStatus is what the status page and /api/v1/policies show of a policy.
 type PolicyStatus struct {
-	Name         string         `json:"name"`
-	Model        string         `json:"model"`
-	Query        string         `json:"query"`
-	DataSource   string         `json:"dataSource,omitempty"`
-	Interval     string         `json:"interval"`
-	Started      time.Time      `json:"started"`
-	Cycles       int            `json:"cycles"`
-	LastCycle    time.Time      `json:"lastCycle,omitzero"`
-	LastDuration float64        `json:"lastDurationSeconds"`
-	LastSuccess  time.Time      `json:"lastSuccess,omitzero"`
-	LastError    string         `json:"lastError,omitempty"`
-	LoadError    string         `json:"loadError,omitempty"`
-	SeriesCount  int            `json:"seriesCount"`
+	Name         string    `json:"name"`
+	Model        string    `json:"model"`
+	Query        string    `json:"query"`
+	DataSource   string    `json:"dataSource,omitempty"`
+	Interval     string    `json:"interval"`
+	Started      time.Time `json:"started"`
+	Cycles       int       `json:"cycles"`
+	LastCycle    time.Time `json:"lastCycle,omitzero"`
+	LastDuration float64   `json:"lastDurationSeconds"`
+	LastSuccess  time.Time `json:"lastSuccess,omitzero"`
+	LastError    string    `json:"lastError,omitempty"`
+	LoadError    string    `json:"loadError,omitempty"`
+	SeriesCount  int       `json:"seriesCount"`
+	// Models counts the series per model answering over the lead time.
+	Models       map[string]int `json:"models,omitempty"`
 	Series       []SeriesStatus `json:"series,omitempty"`
 	DesiredRange [2]int32       `json:"desiredRange"`
 	Ready        bool           `json:"ready"`
@@ -244,6 +252,7 @@ type SeriesStatus struct {
 	Observed  float64            `json:"observed"`
 	Predicted map[string]float64 `json:"predicted"`
 	Desired   int32              `json:"desired"`
+	Model     string             `json:"model,omitempty"`
 	Error     string             `json:"error,omitempty"`
 }
 
@@ -426,9 +435,11 @@ func (r *runner) cycle(ctx context.Context, ts time.Time) {
 		r.st.SeriesCount = len(c.Series)
 		r.st.Series = r.st.Series[:0]
 		r.st.DesiredRange = [2]int32{}
+		r.st.Models = map[string]int{}
 		first := true
 		for _, s := range c.Series {
 			if s.Err == nil {
+				r.st.Models[s.Model]++
 				if first || s.Desired < r.st.DesiredRange[0] {
 					r.st.DesiredRange[0] = s.Desired
 				}
@@ -440,7 +451,7 @@ func (r *runner) cycle(ctx context.Context, ts time.Time) {
 			if len(r.st.Series) >= maxStatusSeries {
 				continue
 			}
-			ss := SeriesStatus{Labels: s.Labels.Map(), Observed: s.Observed, Desired: s.Desired, Predicted: map[string]float64{}}
+			ss := SeriesStatus{Labels: s.Labels.Map(), Observed: s.Observed, Desired: s.Desired, Model: s.Model, Predicted: map[string]float64{}}
 			delete(ss.Labels, PolicyLabel)
 			for a, v := range s.Predicted {
 				ss.Predicted[model.Duration(a).String()] = v
@@ -473,6 +484,16 @@ func (r *runner) cycle(ctx context.Context, ts time.Time) {
 		}
 	}
 	mt.series.WithLabelValues(name).Set(float64(forecast))
+	byModel := map[string]int{}
+	for _, s := range c.Series {
+		if s.Err == nil {
+			byModel[s.Model]++
+		}
+	}
+	mt.seriesByModel.DeletePartialMatch(prometheus.Labels{"policy": name})
+	for m, n := range byModel {
+		mt.seriesByModel.WithLabelValues(name, m).Set(float64(n))
+	}
 	if len(c.Samples) == 0 {
 		var err error
 		if len(c.Series) == 0 {

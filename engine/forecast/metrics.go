@@ -18,6 +18,8 @@ type Metrics struct {
 	samplesSent     prometheus.Counter
 	samplesFailed   prometheus.Counter
 	writeDuration   prometheus.Histogram
+	seriesByModel   *prometheus.GaugeVec
+	policyInfo      *prometheus.GaugeVec
 	policies        prometheus.Gauge
 	policiesInvalid prometheus.Gauge
 	reloadSuccess   prometheus.Gauge
@@ -75,6 +77,14 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Help:    "Duration of a remote write, retries included.",
 			Buckets: []float64{.005, .01, .05, .1, .25, .5, 1, 2.5, 5, 10, 30},
 		}),
+		seriesByModel: f.NewGaugeVec(prometheus.GaugeOpts{
+			Namespace: "kedastral", Subsystem: "forecaster", Name: "series_by_model",
+			Help: "Series of a policy per model answering over the lead time (auto picks per series).",
+		}, []string{"policy", "model"}),
+		policyInfo: f.NewGaugeVec(prometheus.GaugeOpts{
+			Namespace: "kedastral", Subsystem: "forecaster", Name: "policy_info",
+			Help: "Always 1: a policy's model, quantile and target, to join on policy.",
+		}, []string{"policy", "model", "quantile", "target_kind", "target_name", "metric"}),
 		policies: f.NewGauge(prometheus.GaugeOpts{
 			Namespace: "kedastral", Subsystem: "forecaster", Name: "policies",
 			Help: "Policies being evaluated.",

@@ -73,6 +73,19 @@ var statusTemplate = template.Must(template.New("status").Funcs(template.FuncMap
 		return strings.Join(parts, ", ")
 	},
 	"num": trimFloat,
+	// models lists the models answering and their series counts: "holtwinters: 3, seasonal: 1".
+	"models": func(m map[string]int) string {
+		keys := make([]string, 0, len(m))
+		for k := range m {
+			keys = append(keys, k)
+		}
+		sort.Strings(keys)
+		parts := make([]string, 0, len(keys))
+		for _, k := range keys {
+			parts = append(parts, k+": "+strconv.Itoa(m[k]))
+		}
+		return strings.Join(parts, ", ")
+	},
 }).Parse(`<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8"><title>Kedastral forecaster</title>
 <style>
@@ -86,7 +99,7 @@ th{background:#f3f3f3}.err{color:#b00020}.ok{color:#08660b}code{font-size:90%}
 <table>
 <tr><th>Policy</th><th>Model</th><th>Series</th><th>Desired replicas</th><th>Last cycle</th><th>Last success</th><th>Error</th></tr>
 {{range .Policies}}<tr>
-<td><a href="#{{.Name}}">{{.Name}}</a></td><td>{{.Model}}</td><td>{{.SeriesCount}}</td>
+<td><a href="#{{.Name}}">{{.Name}}</a></td><td>{{.Model}}{{if .Models}}<br><small>{{models .Models}}</small>{{end}}</td><td>{{.SeriesCount}}</td>
 <td>{{if .LastSuccess.IsZero}}–{{else}}{{index .DesiredRange 0}}{{if ne (index .DesiredRange 0) (index .DesiredRange 1)}}–{{index .DesiredRange 1}}{{end}}{{end}}</td>
 <td>{{ago $.Now .LastCycle}}</td><td>{{ago $.Now .LastSuccess}}</td>
 <td class="err">{{.LoadError}}{{if and .LoadError .LastError}}<br>{{end}}{{.LastError}}</td>
@@ -95,8 +108,8 @@ th{background:#f3f3f3}.err{color:#b00020}.ok{color:#08660b}code{font-size:90%}
 {{range .Policies}}{{if .Series}}
 <h2 id="{{.Name}}">{{.Name}}</h2>
 <p>Query <code>{{.Query}}</code> every {{.Interval}}{{if .DataSource}} on data source {{.DataSource}}{{end}}; {{.Cycles}} cycles, last took {{num .LastDuration}}s.</p>
-<table><tr><th>Series</th><th>Observed</th><th>Predicted (ahead: value)</th><th>Desired replicas</th></tr>
-{{range .Series}}<tr><td><code>{{labels .Labels}}</code></td><td>{{num .Observed}}</td>
+<table><tr><th>Series</th><th>Model</th><th>Observed</th><th>Predicted (ahead: value)</th><th>Desired replicas</th></tr>
+{{range .Series}}<tr><td><code>{{labels .Labels}}</code></td><td>{{.Model}}</td><td>{{num .Observed}}</td>
 <td>{{if .Error}}<span class="err">{{.Error}}</span>{{else}}{{aheads .Predicted}}{{end}}</td><td>{{if not .Error}}{{.Desired}}{{end}}</td></tr>{{end}}
 </table>{{end}}{{end}}
 </body></html>

@@ -67,6 +67,12 @@ type Model interface {
 	Forecast(ctx context.Context, h History, n int) ([]float64, error)
 }
 
+// Chooser is a model that picks among others (auto): Chosen names the model
+// answering at horizon h steps (1-based), for the status page and metrics.
+type Chooser interface {
+	Chosen(h int) string
+}
+
 // Factory builds a model for one series.
 type Factory func(Config) (Model, error)
 

@@ -32,9 +32,10 @@ import (
 const (
 	e2eMetric = "demo_queries_per_second"
 	e2ePolicy = "demo"
-	// capacityPerReplica is the seeded kedastral_capacity_per_replica: so small
-	// that every series is under-provisioned whatever the forecaster decides.
-	capacityPerReplica = 1e-6
+	// capacityPerReplica is kedastral_capacity_per_replica: the seeded history
+	// and the forecaster's policy (targetPerPod) use it, with max 1 replica, so
+	// every series is under-provisioned whatever the forecaster decides.
+	capacityPerReplica = 0.001
 )
 
 var e2eAheads = []string{"5m", "15m", "30m"}
@@ -148,7 +149,7 @@ spec:
   leadTime: 5m
   interval: 1s
   ahead: [%s]
-  capacity: {targetPerPod: 500, headroom: 1.2, min: 1, max: 100}
+  capacity: {targetPerPod: 0.001, min: 1, max: 1}
   model: {type: baseline, quantile: 0.85}
   sources: [{name: qps, query: 'sum by (service) (%s)'}]
 `, e2ePolicy, strings.Join(e2eAheads, ", "), e2eMetric), "e2e.yaml")
