@@ -35,6 +35,7 @@
       forecasterCycleDuration: 'kedastral_forecaster_cycle_duration_seconds',
       forecasterMissedCycles: 'kedastral_forecaster_missed_cycles_total',
       forecasterSeries: 'kedastral_forecaster_series',
+      forecasterSeriesByModel: 'kedastral_forecaster_series_by_model',
       forecasterSeriesFailures: 'kedastral_forecaster_series_failures_total',
       forecasterQueryDuration: 'kedastral_forecaster_query_duration_seconds',
       forecasterLastSuccess: 'kedastral_forecaster_last_success_timestamp_seconds',

@@ -65,9 +65,12 @@ local vars = import 'variables.libsonnet';
             d.target('policy:kedastral_underprovisioned:ratio1h{%s}' % r, '1h'),
             d.target('policy:kedastral_underprovisioned:ratio1d{%s}' % r, '1d'),
           ], min=0, max=1),
-          d.table('Published forecasts', 'The quantile the policy publishes for each ahead, and how many series it forecasts. (The model type is not exported as a series yet.)', 'short', [
+          d.table('Published forecasts', 'The quantile the policy publishes for each ahead, and how many series it forecasts.', 'short', [
             d.target('count by (ahead, quantile) (%s{%s})' % [m.predicted, k], instant=true),
           ]),
+          d.timeseries('Model in use', 'Series per model answering over the lead time: the policy model, or the one auto chose for each series by its recent error.', 'short', [
+            d.target('sum by (model) (%s{%s})' % [m.forecasterSeriesByModel, f], '{{model}}'),
+          ], stack=true),
         ],
         [d.row('Forecaster')],
         [
