@@ -29,10 +29,18 @@ func TestDemo(t *testing.T) {
 		`(?m)^> kedastral_desired_replicas\n  \{job="demo-api", policy="api-forecast-policy"\}  \d+$`,
 		`ahead="30m", job="demo-api", policy="api-forecast-policy", quantile="0.85"\}  \d+`,
 		`policy api-forecast-policy, model baseline, 1 series, desired replicas \d+`,
+		`GetMetricSpec: metric kedastral-\S+, target 1 per replica \(AverageValue\)`,
+		`IsActive:      true`,
 	} {
 		if !regexp.MustCompile(re).MatchString(got) {
 			t.Errorf("demo output does not match %s:\n%s", re, got)
 		}
+	}
+	// What KEDA gets is what the forecaster wrote.
+	desired := regexp.MustCompile(`(?m)^> kedastral_desired_replicas\n  \S+ \S+  (\d+)$`).FindStringSubmatch(got)
+	metric := regexp.MustCompile(`(?m)^GetMetrics: +(\d+)$`).FindStringSubmatch(got)
+	if desired == nil || metric == nil || desired[1] != metric[1] {
+		t.Errorf("the scaler answered %v, Prometheus holds %v", metric, desired)
 	}
 	if strings.Contains(got, "(no data)") {
 		t.Errorf("a query returned no data:\n%s", got)

@@ -1,7 +1,8 @@
 // Command demo is `make demo`: it starts a real Prometheus on loopback with
 // eight days of a real production trace loaded as history ending now, keeps
-// feeding the trace live, runs `kedastral forecaster` against it, and prints
-// what the forecaster serves and what it wrote into Prometheus.
+// feeding the trace live, runs `kedastral forecaster` against it, prints what
+// the forecaster serves and what it wrote into Prometheus, then runs
+// `kedastral scaler` and asks it what KEDA would.
 package main
 
 import (
@@ -25,10 +26,13 @@ import (
 	"time"
 
 	"github.com/prometheus/prometheus/model/labels"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials/insecure"
 
 	"github.com/kedastral/kedastral/engine/trace"
 	"github.com/kedastral/kedastral/promapi"
 	"github.com/kedastral/kedastral/promapi/promtest"
+	pb "github.com/kedastral/kedastral/proto"
 )
 
 const (
@@ -190,6 +194,31 @@ func run(ctx context.Context, out io.Writer, once bool) error {
 	if err := printQueries(ctx, out, prom.URL()); err != nil {
 		return err
 	}
+
+	// The scaler, asked the way KEDA asks it for a ScaledObject's trigger.
+	grpcAddr, err := freeAddr()
+	if err != nil {
+		return err
+	}
+	scalerWeb, err := freeAddr()
+	if err != nil {
+		return err
+	}
+	sargs := []string{"scaler", "--prometheus.url=" + prom.URL(), "--grpc.listen-address=" + grpcAddr, "--web.listen-address=" + scalerWeb}
+	fmt.Fprintf(out, "\n==> kedastral %s\n", strings.Join(sargs, " "))
+	scaler := exec.Command(bin, sargs...)
+	scaler.Stdout, scaler.Stderr = logFile, logFile
+	if err := scaler.Start(); err != nil {
+		return err
+	}
+	defer func() {
+		_ = scaler.Process.Signal(syscall.SIGTERM)
+		_ = scaler.Wait()
+	}()
+	if err := askScaler(ctx, out, grpcAddr); err != nil {
+		b, _ := os.ReadFile(logPath)
+		return fmt.Errorf("%w\nlog:\n%s", err, b)
+	}
 	fmt.Fprintf(out, "\nStatus page:        %s/\n", base)
 	fmt.Fprintf(out, "Forecaster metrics: %s/metrics\n", base)
 	fmt.Fprintf(out, "Prometheus graph:   %s/graph?g0.expr=%s&g0.tab=0&g0.range_input=6h\n", prom.URL(),
@@ -336,6 +365,53 @@ func printQueries(ctx context.Context, out io.Writer, promURL string) error {
 			fmt.Fprintf(out, "  %s  %s\n", s.Labels, v)
 		}
 	}
+	return nil
+}
+
+// askScaler calls the scaler's External Scaler API as KEDA's operator does
+// for a trigger {type: external, metadata: {policy: api-forecast-policy}}.
+func askScaler(ctx context.Context, out io.Writer, addr string) error {
+	conn, err := grpc.NewClient(addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		return err
+	}
+	defer conn.Close()
+	client := pb.NewExternalScalerClient(conn)
+	ref := &pb.ScaledObjectRef{Name: "my-api", Namespace: "default", ScalerMetadata: map[string]string{
+		"scalerAddress": addr, "policy": "api-forecast-policy",
+	}}
+	var spec *pb.GetMetricSpecResponse
+	deadline := time.Now().Add(15 * time.Second)
+	for {
+		cctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+		spec, err = client.GetMetricSpec(cctx, ref)
+		cancel()
+		if err == nil || time.Now().After(deadline) {
+			break
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	if err != nil {
+		return fmt.Errorf("GetMetricSpec: %w", err)
+	}
+	ms := spec.MetricSpecs[0]
+	cctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	metrics, err := client.GetMetrics(cctx, &pb.GetMetricsRequest{ScaledObjectRef: ref, MetricName: ms.MetricName})
+	if err != nil {
+		return fmt.Errorf("GetMetrics: %w", err)
+	}
+	active, err := client.IsActive(cctx, ref)
+	if err != nil {
+		return fmt.Errorf("IsActive: %w", err)
+	}
+	mv := metrics.MetricValues[0]
+	fmt.Fprintf(out, "--- KEDA's questions to the scaler (trigger metadata policy=api-forecast-policy) ---\n")
+	fmt.Fprintf(out, "GetMetricSpec: metric %s, target %d per replica (AverageValue)\n", ms.MetricName, ms.TargetSize)
+	fmt.Fprintf(out, "GetMetrics:    %d\n", mv.MetricValue)
+	fmt.Fprintf(out, "IsActive:      %v\n", active.Result)
+	fmt.Fprintf(out, "=> the HPA scales my-api to ceil(%d / %d) = %d replicas\n", mv.MetricValue, ms.TargetSize,
+		(mv.MetricValue+ms.TargetSize-1)/ms.TargetSize)
 	return nil
 }
 
