@@ -14,7 +14,7 @@ GOFILES := $(shell git ls-files '*.go' 2>/dev/null | grep -v '\.pb\.go$$')
 
 .PHONY: help
 help: ## Show this help.
-	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  %-10s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
+	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  %-12s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
 
 .PHONY: build
 build: ## Build and install the kedastral binary into $(go env GOPATH)/bin.
@@ -24,7 +24,24 @@ build: ## Build and install the kedastral binary into $(go env GOPATH)/bin.
 .PHONY: test
 test: lint ## Run every test, KEDA's conformance module included (see .ci/run for what they need).
 	$(GO) test -count=1 -timeout 30m ./...
-	$(MAKE) test-keda
+	$(MAKE) fuzz-short test-keda test-deploy
+
+FUZZTIME ?= 5s
+FUZZ_TARGETS := engine/policy:FuzzParse engine/scaler:FuzzParseMetadata engine/trace:FuzzRead \
+                engine/model:FuzzBYOMResponse engine/model:FuzzModels
+
+.PHONY: fuzz-short
+fuzz-short: ## Run each fuzz target for $(FUZZTIME) (a longer run: make fuzz-short FUZZTIME=10m).
+	@set -e; for t in $(FUZZ_TARGETS); do \
+		pkg=$${t%%:*}; fn=$${t##*:}; \
+		echo "fuzz $$fn in ./$$pkg for $(FUZZTIME)"; \
+		$(GO) test -run '^$$' -fuzz "^$$fn\$$" -fuzztime $(FUZZTIME) -parallel 2 ./$$pkg; \
+	done
+
+GOVULNCHECK_VERSION ?= v1.9.0
+.PHONY: vuln
+vuln: ## Check the module for known vulnerabilities (govulncheck; needs https://vuln.go.dev, so not in make test).
+	$(GO) run golang.org/x/vuln/cmd/govulncheck@$(GOVULNCHECK_VERSION) ./...
 
 .PHONY: test-keda
 test-keda: ## Conformance with KEDA's own scaler client (module test/keda; its first build takes ~10 min).
@@ -40,7 +57,7 @@ fmt: ## Format the Go code.
 	gofmt -w $(GOFILES)
 
 .PHONY: generate
-generate: proto mixin ## Regenerate every generated file: gRPC code, mixin output, CLI help golden files.
+generate: proto mixin kustomize ## Regenerate every generated file: gRPC code, mixin output, CRDs, chart and kustomize renders, CLI help golden files.
 	$(GO) test ./cmd/kedastral -run TestHelp -update
 
 .PHONY: proto
@@ -51,6 +68,33 @@ proto: ## Regenerate the gRPC code in proto/ (needs protoc: apt-get install prot
 mixin: ## Format the jsonnet mixin and regenerate mixins/kedastral/out/ (needs jsonnet, jsonnetfmt).
 	jsonnetfmt -i $$(find mixins/kedastral -name '*.jsonnet' -o -name '*.libsonnet' | grep -v /vendor/)
 	$(GO) test ./mixins/kedastral -run TestGenerated -count=1 -update
+
+# ---- deploy/ (Helm chart, kustomize, CRDs, image) ----
+IMAGE ?= ghcr.io/kedastral/kedastral:$(VERSION)
+
+.PHONY: image
+image: ## Build the container image $(IMAGE) from deploy/Dockerfile (needs Docker with BuildKit).
+	docker build -f deploy/Dockerfile --build-arg VERSION=$(VERSION) --build-arg REVISION=$(REV) -t $(IMAGE) .
+
+.PHONY: crds
+crds: ## Regenerate deploy/crds, the chart's crds/ and values.schema.json from engine/policy's Go types.
+	cd deploy/test && $(GO) mod tidy && $(GO) run ./cmd/crdgen -out ../crds -chart ../helm/kedastral
+
+.PHONY: chart
+chart: crds ## Copy the mixin's output into the chart and update the rendered-chart golden files (needs helm).
+	mkdir -p deploy/helm/kedastral/files/dashboards
+	rm -f deploy/helm/kedastral/files/*.yaml deploy/helm/kedastral/files/dashboards/*.json
+	cp mixins/kedastral/out/*.yaml deploy/helm/kedastral/files/
+	cp mixins/kedastral/out/*.json deploy/helm/kedastral/files/dashboards/
+	cd deploy/test && $(GO) test -count=1 -run 'TestChartTemplate' . -update
+
+.PHONY: kustomize
+kustomize: chart ## Regenerate the kustomize base and monitoring component from the chart (needs helm).
+	cd deploy/test && $(GO) test -count=1 -run 'TestKustomizeBaseMatchesChart' . -update
+
+.PHONY: test-deploy
+test-deploy: ## Test deploy/: CRDs vs Go types, helm lint/template, kubeconform, kustomize, examples, Dockerfile.
+	cd deploy/test && $(GO) vet ./... && $(GO) test -count=1 -timeout 20m ./...
 
 .PHONY: demo
 demo: ## Run the local demo: a real Prometheus with a real trace, the forecaster, its forecast.

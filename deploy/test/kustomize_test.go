@@ -1,0 +1,185 @@
+package deploytest
+
+import (
+	"bytes"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+
+	"sigs.k8s.io/kustomize/api/krusty"
+	"sigs.k8s.io/kustomize/kyaml/filesys"
+	"sigs.k8s.io/yaml"
+)
+
+const generatedHeader = "# Generated from deploy/helm/kedastral by deploy/test (make kustomize). DO NOT EDIT.\n"
+
+// kustomizeFiles renders the chart and splits it into the kustomize base's and
+// the monitoring component's files: Helm's own labels, the namespace and the
+// config checksum removed (kustomize sets the namespace and hashes the
+// generated ConfigMap's name instead).
+func kustomizeFiles(t *testing.T) map[string][]byte {
+	t.Helper()
+	objs := splitYAML(t, render(t, chartCase{name: "kustomize"},
+		"--set", "serviceMonitor.enabled=true,prometheusRule.enabled=true,dashboards.enabled=true"))
+	files := map[string][]object{}
+	for _, o := range objs {
+		md := o["metadata"].(map[string]any)
+		delete(md, "namespace")
+		for _, l := range []string{"labels"} {
+			labels, _ := md[l].(map[string]any)
+			delete(labels, "helm.sh/chart")
+			delete(labels, "app.kubernetes.io/managed-by")
+			delete(labels, "app.kubernetes.io/version")
+		}
+		if ann, ok := o.path("spec", "template", "metadata", "annotations").(map[string]any); ok {
+			delete(ann, "checksum/config")
+			if len(ann) == 0 {
+				delete(o.path("spec", "template", "metadata").(map[string]any), "annotations")
+			}
+		}
+		var file string
+		switch {
+		case o.kind() == "CustomResourceDefinition", o.name() == "kedastral-config":
+			continue // ../../crds and the configMapGenerator
+		case o.kind() == "ServiceAccount":
+			file = "base/serviceaccount.yaml"
+		case strings.HasSuffix(o.name(), "-forecaster") && o.kind() != "ServiceMonitor":
+			file = "base/forecaster.yaml"
+		case strings.HasSuffix(o.name(), "-scaler") && o.kind() != "ServiceMonitor":
+			file = "base/scaler.yaml"
+		case o.kind() == "ServiceMonitor":
+			// Its own namespace, wherever the overlay puts it.
+			delete(o["spec"].(map[string]any), "namespaceSelector")
+			file = "components/monitoring/servicemonitors.yaml"
+		case o.kind() == "PrometheusRule":
+			file = "components/monitoring/prometheusrules.yaml"
+		case o.kind() == "ConfigMap" && strings.Contains(o.name(), "-dashboard-"):
+			file = "components/monitoring/dashboards.yaml"
+		default:
+			t.Fatalf("no kustomize file for %s %s", o.kind(), o.name())
+		}
+		files[file] = append(files[file], o)
+	}
+	out := map[string][]byte{}
+	for f, objs := range files {
+		var b bytes.Buffer
+		b.WriteString(generatedHeader)
+		for i, o := range objs {
+			if i > 0 {
+				b.WriteString("---\n")
+			}
+			y, err := yaml.Marshal(o)
+			if err != nil {
+				t.Fatal(err)
+			}
+			b.Write(y)
+		}
+		out[f] = b.Bytes()
+	}
+	return out
+}
+
+// TestKustomizeBaseMatchesChart keeps the kustomize base and the monitoring
+// component the same objects as the chart's.
+func TestKustomizeBaseMatchesChart(t *testing.T) {
+	for f, b := range kustomizeFiles(t) {
+		golden(t, filepath.Join(kustomize, f), b)
+	}
+}
+
+func kustomizeBuild(t *testing.T, dir string) []byte {
+	t.Helper()
+	abs, err := filepath.Abs(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	k := krusty.MakeKustomizer(krusty.MakeDefaultOptions())
+	m, err := k.Run(filesys.MakeFsOnDisk(), abs)
+	if err != nil {
+		t.Fatalf("kustomize build %s: %v", dir, err)
+	}
+	y, err := m.AsYaml()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return y
+}
+
+// TestKustomize builds the base and the example overlay, validates the output
+// with kubeconform and loads the overlay's policy file with
+// `kedastral check config`.
+func TestKustomize(t *testing.T) {
+	for _, dir := range []string{"base", "overlays/example"} {
+		t.Run(dir, func(t *testing.T) {
+			out := kustomizeBuild(t, filepath.Join(kustomize, dir))
+			kubeconform(t, out, "-")
+			objs := splitYAML(t, out)
+			var cm object
+			kinds := map[string]int{}
+			for _, o := range objs {
+				kinds[o.kind()]++
+				if o.kind() == "ConfigMap" && strings.HasPrefix(o.name(), "kedastral-config-") {
+					cm = o
+				}
+			}
+			for _, k := range []string{"CustomResourceDefinition", "Deployment", "Service", "ServiceAccount", "PodDisruptionBudget", "ConfigMap"} {
+				if kinds[k] == 0 {
+					t.Errorf("no %s in the build", k)
+				}
+			}
+			if cm == nil {
+				t.Fatal("no hashed ConfigMap kedastral-config-*")
+			}
+			for _, d := range find(objs, "Deployment") {
+				if d.name() != "kedastral-forecaster" {
+					continue
+				}
+				vols, _ := d.path("spec", "template", "spec", "volumes").([]any)
+				var ref string
+				for _, v := range vols {
+					cmv, _ := v.(map[string]any)["configMap"].(map[string]any)
+					if name, _ := cmv["name"].(string); name != "" {
+						ref = name
+					}
+				}
+				if ref != cm.name() {
+					t.Errorf("forecaster mounts ConfigMap %q, the build has %q", ref, cm.name())
+				}
+			}
+			if dir == "base" {
+				return
+			}
+			for _, o := range objs {
+				md := o["metadata"].(map[string]any)
+				if o.kind() != "CustomResourceDefinition" && o.kind() != "Namespace" && md["namespace"] != "kedastral" {
+					t.Errorf("%s %s is in namespace %v, want kedastral", o.kind(), o.name(), md["namespace"])
+				}
+			}
+			for _, k := range []string{"ServiceMonitor", "PrometheusRule"} {
+				if kinds[k] == 0 {
+					t.Errorf("overlay lacks the monitoring component's %s", k)
+				}
+			}
+			file, _ := cm.path("data", "policies.yaml").(string)
+			path := filepath.Join(t.TempDir(), "policies.yaml")
+			if err := os.WriteFile(path, []byte(file), 0o644); err != nil {
+				t.Fatal(err)
+			}
+			res, err := run(".", kedastral(t), "check", "config", path)
+			if err != nil || !bytes.Contains(res, []byte("SUCCESS: 1 ForecastPolicy")) {
+				t.Fatalf("kedastral check config: %v\n%s", err, res)
+			}
+			var fc object
+			for _, d := range find(objs, "Deployment") {
+				if d.name() == "kedastral-forecaster" {
+					fc = d
+				}
+			}
+			if !slices.ContainsFunc(containerArgs(fc), func(a string) bool { return strings.HasPrefix(a, "--remote-write.url=") }) {
+				t.Error("overlay's forecaster has no --remote-write.url")
+			}
+		})
+	}
+}
