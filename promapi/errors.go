@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"net/url"
 	"syscall"
+	"time"
 
 	v1 "github.com/prometheus/client_golang/api/prometheus/v1"
 )
@@ -45,7 +46,10 @@ type WriteError struct {
 	Retryable bool
 	// Attempts is the number of HTTP requests made, retries included.
 	Attempts int
-	Err      error
+	// RetryAfter is the wait the last response asked for with a
+	// Retry-After header (429, 503), 0 if none.
+	RetryAfter time.Duration
+	Err        error
 }
 
 func (e *WriteError) Error() string {

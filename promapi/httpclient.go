@@ -7,8 +7,10 @@ import (
 	"net/http"
 	"net/url"
 	"reflect"
+	"strconv"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/prometheus/common/config"
 )
@@ -90,6 +92,7 @@ type exchange struct {
 	mu         sync.Mutex
 	attempts   int
 	statusCode int
+	retryAfter string // Retry-After header of the last response
 	err        error
 }
 
@@ -98,6 +101,24 @@ type exchangeKey struct{}
 func withExchange(ctx context.Context) (context.Context, *exchange) {
 	ex := &exchange{}
 	return context.WithValue(ctx, exchangeKey{}, ex), ex
+}
+
+// lastRetryAfter returns the Retry-After of the last response (seconds or an
+// HTTP date), 0 when it had none or an invalid one.
+func (ex *exchange) lastRetryAfter(now time.Time) time.Duration {
+	ex.mu.Lock()
+	v := ex.retryAfter
+	ex.mu.Unlock()
+	if v == "" {
+		return 0
+	}
+	if secs, err := strconv.Atoi(v); err == nil {
+		return max(time.Duration(secs)*time.Second, 0)
+	}
+	if t, err := http.ParseTime(v); err == nil {
+		return max(t.Sub(now), 0)
+	}
+	return 0
 }
 
 func (ex *exchange) last() (attempts, statusCode int, err error) {
@@ -117,9 +138,10 @@ func (t recordingTransport) RoundTrip(req *http.Request) (*http.Response, error)
 	if ex, ok := req.Context().Value(exchangeKey{}).(*exchange); ok {
 		ex.mu.Lock()
 		ex.attempts++
-		ex.statusCode, ex.err = 0, err
+		ex.statusCode, ex.err, ex.retryAfter = 0, err, ""
 		if resp != nil {
 			ex.statusCode = resp.StatusCode
+			ex.retryAfter = resp.Header.Get("Retry-After")
 		}
 		ex.mu.Unlock()
 	}

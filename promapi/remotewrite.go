@@ -237,6 +237,7 @@ func (w *Writer) Write(ctx context.Context, samples []Sample) (WriteStats, error
 			StatusCode: status,
 			Retryable:  retryable,
 			Attempts:   attempts,
+			RetryAfter: ex.lastRetryAfter(time.Now()),
 			Err:        fmt.Errorf("post %s: %w", w.url, trimmedError{err}),
 		}
 	}

@@ -37,8 +37,26 @@ type BYOMConfig struct {
 	Timeout time.Duration
 	// MaxResponseBytes bounds the response body; default 4 MiB.
 	MaxResponseBytes int64
-	// Client sends the requests; default a plain http.Client.
+	// Client sends the requests; default a plain http.Client. Whichever
+	// client, a redirect is followed only to the configured URL's scheme
+	// and host (at most 3 of them), so the history is posted nowhere else.
 	Client *http.Client
+}
+
+// maxBYOMRedirects bounds the redirects a BYOM request follows.
+const maxBYOMRedirects = 3
+
+// sameOriginRedirects refuses a redirect to another scheme or host than the
+// configured URL's.
+func sameOriginRedirects(req *http.Request, via []*http.Request) error {
+	if len(via) >= maxBYOMRedirects {
+		return fmt.Errorf("stopped after %d redirects", len(via))
+	}
+	orig := via[0].URL
+	if req.URL.Scheme != orig.Scheme || req.URL.Host != orig.Host {
+		return fmt.Errorf("redirect to %s://%s refused: only %s://%s is called", req.URL.Scheme, req.URL.Host, orig.Scheme, orig.Host)
+	}
+	return nil
 }
 
 // byomRequest and byomResponse are the wire format.
@@ -70,9 +88,13 @@ func init() {
 		if b.cfg.BYOM.MaxResponseBytes <= 0 {
 			b.cfg.BYOM.MaxResponseBytes = 4 << 20
 		}
-		if b.cfg.BYOM.Client == nil {
-			b.cfg.BYOM.Client = &http.Client{}
+		client := &http.Client{}
+		if b.cfg.BYOM.Client != nil {
+			c := *b.cfg.BYOM.Client // a copy: the caller's client is left alone
+			client = &c
 		}
+		client.CheckRedirect = sameOriginRedirects
+		b.cfg.BYOM.Client = client
 		p := defaultBaselineParams
 		p.noLevel = true
 		fb, err := newBaseline(cfg, p)
@@ -161,21 +183,32 @@ func (p *byomPoint) Forecast(ctx context.Context, h History, n int) ([]float64, 
 	if resp.StatusCode != http.StatusOK {
 		return nil, fmt.Errorf("byom model: %s answered %s: %.200q", b.cfg.BYOM.URL, resp.Status, data)
 	}
-	var r byomResponse
-	if err := json.Unmarshal(data, &r); err != nil {
-		return nil, fmt.Errorf("byom model: decode response: %w", err)
-	}
-	point, err := checkForecast("forecast", r.Forecast, n)
+	point, quantile, err := decodeBYOMResponse(data, n, b.cfg.Quantile)
 	if err != nil {
 		return nil, err
 	}
-	q := strconv.FormatFloat(b.cfg.Quantile, 'f', -1, 64)
-	if qf, ok := r.Quantiles[q]; ok {
-		if b.quantile, err = checkForecast("quantiles."+q, qf, n); err != nil {
-			return nil, err
+	b.quantile = quantile
+	return point, nil
+}
+
+// decodeBYOMResponse decodes a BYOM response for n steps: the point forecast
+// and, when the response has quantile q, that forecast (nil otherwise). Every
+// value is a finite number.
+func decodeBYOMResponse(data []byte, n int, q float64) (point, quantile []float64, err error) {
+	var r byomResponse
+	if err := json.Unmarshal(data, &r); err != nil {
+		return nil, nil, fmt.Errorf("byom model: decode response: %w", err)
+	}
+	if point, err = checkForecast("forecast", r.Forecast, n); err != nil {
+		return nil, nil, err
+	}
+	qs := strconv.FormatFloat(q, 'f', -1, 64)
+	if qf, ok := r.Quantiles[qs]; ok {
+		if quantile, err = checkForecast("quantiles."+qs, qf, n); err != nil {
+			return nil, nil, err
 		}
 	}
-	return point, nil
+	return point, quantile, nil
 }
 
 func checkForecast(what string, f []*float64, n int) ([]float64, error) {

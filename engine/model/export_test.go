@@ -46,3 +46,6 @@ func AutoParts(cfg Config) (map[string]Model, error) {
 	}
 	return out, nil
 }
+
+// DecodeBYOMResponse exports decodeBYOMResponse for the fuzz test.
+var DecodeBYOMResponse = decodeBYOMResponse

@@ -94,10 +94,15 @@ func decide(m Metadata, f forecastInput, r reactiveInput) (decision, error) {
 	}
 }
 
-// replicas rounds a replica count up to a whole number, never below 0.
+// maxReplicas bounds an answer: Kubernetes counts replicas in an int32, and
+// a larger value (e.g. 1e300 in the series) would overflow the answer's
+// integer field.
+const maxReplicas = math.MaxInt32
+
+// replicas rounds a replica count up to a whole number in [0, maxReplicas].
 func replicas(v float64) float64 {
 	if v <= 0 {
 		return 0
 	}
-	return math.Ceil(v)
+	return min(math.Ceil(v), maxReplicas)
 }

@@ -34,6 +34,7 @@ func TestDecide(t *testing.T) {
 		{name: "fresh zero", m: plain, f: fresh(0), r: noReactive, want: decision{Replicas: 0, Source: SourceForecast}},
 		{name: "fresh fractional rounds up", m: plain, f: fresh(6.2), r: noReactive, want: decision{Replicas: 7, Source: SourceForecast}},
 		{name: "fresh negative is zero", m: plain, f: fresh(-3), r: noReactive, want: decision{Replicas: 0, Source: SourceForecast}},
+		{name: "huge is capped at int32", m: plain, f: fresh(1e300), r: noReactive, want: decision{Replicas: math.MaxInt32, Source: SourceForecast}},
 		{name: "age exactly max is fresh", m: plain, f: forecastInput{Found: true, Value: 4, Age: 2 * time.Minute}, r: noReactive, want: decision{Replicas: 4, Source: SourceForecast}},
 		{name: "stale without reactive", m: plain, f: stale(7), r: noReactive, wantErr: "is stale: newest sample is 5m0s old (maxForecastAge 2m0s); no reactiveQuery"},
 		{name: "missing without reactive", m: plain, f: missing, r: noReactive, wantErr: "no kedastral_desired_replicas sample"},

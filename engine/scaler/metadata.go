@@ -8,6 +8,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/prometheus/common/model"
 	"github.com/prometheus/prometheus/model/labels"
@@ -119,6 +120,9 @@ func ParseMetadata(meta map[string]string) (Metadata, error) {
 	if m.Policy == "" {
 		return Metadata{}, metaErr(KeyPolicy, "is required: the name of the ForecastPolicy")
 	}
+	if !validValue(m.Policy) {
+		return Metadata{}, metaErr(KeyPolicy, "%q is not valid UTF-8", m.Policy)
+	}
 	if v, ok := vals[KeyMatchLabels]; ok {
 		ls, err := parseMatchLabels(v)
 		if err != nil {
@@ -206,6 +210,9 @@ func parseMatchLabels(s string) (labels.Labels, error) {
 			value = strings.TrimSpace(after[:end])
 			after = after[end:]
 		}
+		if !validValue(value) {
+			return labels.EmptyLabels(), fmt.Errorf("label %q: value %q is not valid UTF-8", name, value)
+		}
 		b.Add(name, value)
 		if after == "" {
 			break
@@ -217,6 +224,13 @@ func parseMatchLabels(s string) (labels.Labels, error) {
 	}
 	b.Sort()
 	return b.Labels(), nil
+}
+
+// validValue reports whether a label value can be selected in PromQL: valid
+// UTF-8 without U+FFFD, which the PromQL lexer refuses in a string (and which
+// an unquoted invalid byte turns into).
+func validValue(v string) bool {
+	return utf8.ValidString(v) && !strings.ContainsRune(v, utf8.RuneError)
 }
 
 func parsePositive(v string) (float64, error) {

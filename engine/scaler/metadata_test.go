@@ -88,6 +88,10 @@ func TestParseMetadataErrors(t *testing.T) {
 		message string // and a part of the message
 	}{
 		{name: "nil metadata", meta: nil, key: "policy", message: "is required"},
+		// Found by FuzzParseMetadata: PromQL cannot select these values.
+		{name: "invalid UTF-8 label value", meta: with(map[string]string{"matchLabels": "a=\"\xfe\""}), key: "matchLabels", message: "not valid UTF-8"},
+		{name: "U+FFFD label value", meta: with(map[string]string{"matchLabels": "a=x\uFFFD"}), key: "matchLabels", message: "not valid UTF-8"},
+		{name: "invalid UTF-8 policy", meta: map[string]string{"policy": "a\xff"}, key: "policy", message: "not valid UTF-8"},
 		{name: "missing policy", meta: map[string]string{"matchLabels": "a=b"}, key: "policy", message: "is required"},
 		{name: "empty policy", meta: map[string]string{"policy": "  "}, key: "policy", message: "is required"},
 		{name: "unknown key", meta: with(map[string]string{"polcy": "x"}), key: "polcy", message: "unknown key"},

@@ -7,6 +7,7 @@ package promtest
 import (
 	"bytes"
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"net"
@@ -31,6 +32,7 @@ const (
 
 	portAttempts = 5
 	configFile   = "prometheus.yml"
+	webFile      = "web.yml"
 	logFile      = "prometheus.log"
 )
 
@@ -53,6 +55,11 @@ type Options struct {
 	// ExtraArgs are appended to the command line. A --storage.tsdb.retention.time
 	// here replaces the default of 30d.
 	ExtraArgs []string
+	// WebConfig, when set, is the YAML of Prometheus' --web.config.file
+	// (tls_server_config, basic_auth_users with bcrypt hashes). With
+	// tls_server_config, URL is https; the readiness check then trusts any
+	// certificate and counts a 401 as answering.
+	WebConfig string
 }
 
 // Server is a running (or stopped) Prometheus process.
@@ -84,6 +91,11 @@ func Start(ctx context.Context, dataDir string, opts Options) (*Server, error) {
 	}
 	if err := os.WriteFile(filepath.Join(dataDir, configFile), []byte(configYAML(opts)), 0o644); err != nil {
 		return nil, fmt.Errorf("start prometheus: %w", err)
+	}
+	if opts.WebConfig != "" {
+		if err := os.WriteFile(filepath.Join(dataDir, webFile), []byte(opts.WebConfig), 0o600); err != nil {
+			return nil, fmt.Errorf("start prometheus: %w", err)
+		}
 	}
 	s := &Server{dataDir: dataDir, opts: opts}
 	for range portAttempts {
@@ -145,8 +157,16 @@ func RequireBinaries(t testing.TB) {
 	}
 }
 
-// URL is the server's base URL, http://127.0.0.1:PORT.
-func (s *Server) URL() string { return "http://" + s.addr() }
+// URL is the server's base URL, http://127.0.0.1:PORT (https with a
+// tls_server_config in Options.WebConfig).
+func (s *Server) URL() string {
+	if s.tls() {
+		return "https://" + s.addr()
+	}
+	return "http://" + s.addr()
+}
+
+func (s *Server) tls() bool { return strings.Contains(s.opts.WebConfig, "tls_server_config") }
 
 // RemoteWriteURL is the URL of the remote-write receiver.
 func (s *Server) RemoteWriteURL() string { return s.URL() + "/api/v1/write" }
@@ -255,6 +275,9 @@ func (s *Server) startLocked(ctx context.Context) error {
 		"--web.enable-remote-write-receiver",
 		"--web.enable-lifecycle",
 	}
+	if s.opts.WebConfig != "" {
+		args = append(args, "--web.config.file="+filepath.Join(s.dataDir, webFile))
+	}
 	if !slices.ContainsFunc(s.opts.ExtraArgs, func(a string) bool {
 		return strings.HasPrefix(a, "--storage.tsdb.retention.time")
 	}) {
@@ -294,6 +317,10 @@ func (s *Server) waitReady(ctx context.Context, logPath string, logStart int64) 
 	ctx, cancel := context.WithTimeout(ctx, StartTimeout)
 	defer cancel()
 	client := &http.Client{Timeout: time.Second}
+	if s.tls() {
+		// Only to poll readiness; the log line below is the real signal.
+		client.Transport = &http.Transport{TLSClientConfig: &tls.Config{InsecureSkipVerify: true}} //nolint:gosec
+	}
 	defer client.CloseIdleConnections()
 	tick := time.NewTicker(50 * time.Millisecond)
 	defer tick.Stop()
@@ -301,7 +328,8 @@ func (s *Server) waitReady(ctx context.Context, logPath string, logStart int64) 
 		resp, err := client.Get(s.URL() + "/-/ready")
 		if err == nil {
 			resp.Body.Close()
-			if resp.StatusCode == http.StatusOK && logContains(logPath, logStart, readyMessage) {
+			answering := resp.StatusCode == http.StatusOK || (s.opts.WebConfig != "" && resp.StatusCode == http.StatusUnauthorized)
+			if answering && logContains(logPath, logStart, readyMessage) {
 				return nil
 			}
 		}
