@@ -167,6 +167,10 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 		return nil, errors.New("backtest: no policy")
 	}
 	s := &p.Spec
+	if len(s.Sources) != 1 {
+		// The replay answers every query with the one trace.
+		return nil, fmt.Errorf("backtest: the policy has %d sources and a trace is one signal; backtest a copy of the policy with the source to replay", len(s.Sources))
+	}
 	step := time.Duration(s.Step)
 	tr := o.Trace
 	if tr.Step != step {

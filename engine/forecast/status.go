@@ -72,7 +72,8 @@ var statusTemplate = template.Must(template.New("status").Funcs(template.FuncMap
 		}
 		return strings.Join(parts, ", ")
 	},
-	"num": trimFloat,
+	"num":   trimFloat,
+	"deref": func(p *float64) float64 { return *p },
 	// models lists the models answering and their series counts: "holtwinters: 3, seasonal: 1".
 	"models": func(m map[string]int) string {
 		keys := make([]string, 0, len(m))
@@ -97,20 +98,29 @@ th{background:#f3f3f3}.err{color:#b00020}.ok{color:#08660b}code{font-size:90%}
 <h1>Kedastral forecaster</h1>
 <p>Version {{.Version}} · {{.Now.UTC.Format "2006-01-02 15:04:05 MST"}} · <a href="/metrics">metrics</a> · <a href="/api/v1/policies">JSON</a></p>
 <table>
-<tr><th>Policy</th><th>Model</th><th>Series</th><th>Desired replicas</th><th>Last cycle</th><th>Last success</th><th>Error</th></tr>
+<tr><th>Policy</th><th>Model</th><th>Series</th><th>Desired replicas</th><th>Last cycle</th><th>Last success</th><th>Events</th><th>Error</th></tr>
 {{range .Policies}}<tr>
 <td><a href="#{{.Name}}">{{.Name}}</a></td><td>{{.Model}}{{if .Models}}<br><small>{{models .Models}}</small>{{end}}</td><td>{{.SeriesCount}}</td>
 <td>{{if .LastSuccess.IsZero}}–{{else}}{{index .DesiredRange 0}}{{if ne (index .DesiredRange 0) (index .DesiredRange 1)}}–{{index .DesiredRange 1}}{{end}}{{end}}</td>
 <td>{{ago $.Now .LastCycle}}</td><td>{{ago $.Now .LastSuccess}}</td>
+<td>{{range $i, $e := .Events}}{{if $i}}<br>{{end}}{{$e.Message}}{{end}}</td>
 <td class="err">{{.LoadError}}{{if and .LoadError .LastError}}<br>{{end}}{{.LastError}}</td>
 </tr>{{end}}
 </table>
-{{range .Policies}}{{if .Series}}
+{{range $p := .Policies}}{{if .Series}}
 <h2 id="{{.Name}}">{{.Name}}</h2>
-<p>Query <code>{{.Query}}</code> every {{.Interval}}{{if .DataSource}} on data source {{.DataSource}}{{end}}; {{.Cycles}} cycles, last took {{num .LastDuration}}s.</p>
-<table><tr><th>Series</th><th>Model</th><th>Observed</th><th>Predicted (ahead: value)</th><th>Desired replicas</th></tr>
+{{if eq (len .Sources) 1}}<p>Query <code>{{.Query}}</code> every {{.Interval}}{{if .DataSource}} on data source {{.DataSource}}{{end}}; {{.Cycles}} cycles, last took {{num .LastDuration}}s.</p>
+{{else}}<p>Every {{.Interval}}{{if .DataSource}} on data source {{.DataSource}}{{end}}; {{.Cycles}} cycles, last took {{num .LastDuration}}s. Desired replicas are the largest need of the sources:</p>
+<ul>{{range .Sources}}<li>{{.Name}}: <code>{{.Query}}</code>, {{num .TargetPerPod}} per replica, quantile {{num .Quantile}}</li>{{end}}</ul>
+<p>Driving the count: {{models .DrivenBy}}</p>{{end}}
+{{range .Events}}<p class="event">{{.Message}}</p>{{end}}
+{{if .ReadyReplicasQuery}}<p>Ready replicas: <code>{{.ReadyReplicasQuery}}</code></p>{{end}}
+<table><tr><th>Series</th><th>Model</th><th>Observed</th><th>Predicted (ahead: value)</th><th>Desired replicas</th>{{if gt (len .Sources) 1}}<th>Driven by</th>{{end}}<th>Ready</th><th>Under-provisioned</th></tr>
 {{range .Series}}<tr><td><code>{{labels .Labels}}</code></td><td>{{.Model}}</td><td>{{num .Observed}}</td>
-<td>{{if .Error}}<span class="err">{{.Error}}</span>{{else}}{{aheads .Predicted}}{{end}}</td><td>{{if not .Error}}{{.Desired}}{{end}}</td></tr>{{end}}
+<td>{{if .Error}}<span class="err">{{.Error}}</span>{{else}}{{aheads .Predicted}}{{end}}{{range .Sources}}<br><small>{{.Source}}: observed {{num .Observed}}{{if .Error}}, <span class="err">{{.Error}}</span>{{else}}, {{aheads .Predicted}}, needs {{.Need}}{{end}}</small>{{end}}</td>
+<td>{{if not .Error}}{{.Desired}}{{end}}</td>{{if gt (len $p.Sources) 1}}<td>{{.Source}}</td>{{end}}
+<td>{{if .Ready}}{{num (deref .Ready)}}{{else}}–{{end}}</td>
+<td>{{if .UnderprovisionSeconds}}{{if .ReadyNote}}unknown{{else if .Underprovisioned}}<span class="err">yes</span>{{else}}no{{end}}, {{num (deref .UnderprovisionSeconds)}}s in total{{end}}{{if .ReadyNote}}<br><small class="err">{{.ReadyNote}}</small>{{end}}</td></tr>{{end}}
 </table>{{end}}{{end}}
 </body></html>
 `))

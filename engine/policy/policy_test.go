@@ -67,6 +67,8 @@ func TestParseSeedExample(t *testing.T) {
 				Tolerance: new(0.1), ClearTolerance: new(true), NeverBelowReactive: new(true)},
 			Model:   ModelSpec{Type: "baseline", Quantile: 0.85},
 			Sources: []Source{{Name: "rps", Type: "prometheus", Query: "sum(rate(http_requests_total[1m]))"}},
+			// kube-state-metrics' available replicas of the target.
+			ReadyReplicasQuery: `kube_deployment_status_replicas_available{deployment="my-api"}`,
 		},
 	}
 	if got := set.Policies[0]; !reflect.DeepEqual(got, want) {

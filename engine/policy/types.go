@@ -81,8 +81,18 @@ type ForecastPolicySpec struct {
 	Capacity Capacity `yaml:"capacity" json:"capacity"`
 	// Model selects and configures the forecasting model.
 	Model ModelSpec `yaml:"model,omitempty" json:"model,omitempty"`
-	// Sources are the signals to forecast.
+	// Sources are the signals to forecast. With several, each is forecast on
+	// its own and desired replicas are the maximum of what each needs, as the
+	// HPA does with several metrics.
 	Sources []Source `yaml:"sources" json:"sources"`
+	// Events are known peaks: time windows with a replica floor or a
+	// multiplier on the forecast, applied from LeadTime before they open.
+	Events []Event `yaml:"events,omitempty" json:"events,omitempty"`
+	// ReadyReplicasQuery returns the workload's ready replicas, for
+	// kedastral_underprovision_seconds_total. By default kube-state-metrics'
+	// available replicas of TargetRef (a Deployment or StatefulSet); empty
+	// for other kinds, which disables the account.
+	ReadyReplicasQuery string `yaml:"readyReplicasQuery,omitempty" json:"readyReplicasQuery,omitempty"`
 	// DataSourceRef names the DataSource the queries run against; by default
 	// the forecaster's --prometheus.url.
 	DataSourceRef *LocalObjectReference `yaml:"dataSourceRef,omitempty" json:"dataSourceRef,omitempty"`
@@ -220,6 +230,33 @@ type Source struct {
 	// Query is a PromQL expression returning an instant vector; each series it
 	// returns is forecast on its own.
 	Query string `yaml:"query" json:"query"`
+	// TargetPerPod is the load one pod carries in this source's unit; by
+	// default spec.capacity.targetPerPod.
+	TargetPerPod float64 `yaml:"targetPerPod,omitempty" json:"targetPerPod,omitempty"`
+	// Quantile is the forecast quantile planned for; by default
+	// spec.model.quantile.
+	Quantile float64 `yaml:"quantile,omitempty" json:"quantile,omitempty"`
+}
+
+// Event is a known peak: a window, absolute (Start and End) or recurring
+// (Schedule, Duration, TimeZone), with either a replica floor (MinReplicas)
+// or a multiplier on the forecast (Scale).
+type Event struct {
+	Name string `yaml:"name" json:"name"`
+	// Start and End are RFC 3339 times; the window is [Start, End).
+	Start string `yaml:"start,omitempty" json:"start,omitempty"`
+	End   string `yaml:"end,omitempty" json:"end,omitempty"`
+	// Schedule is a 5-field cron expression (minute hour day-of-month month
+	// day-of-week, as KEDA's cron scaler reads it) at which a window of
+	// Duration opens, in TimeZone (an IANA name, default UTC).
+	Schedule string         `yaml:"schedule,omitempty" json:"schedule,omitempty"`
+	Duration model.Duration `yaml:"duration,omitempty" json:"duration,omitempty"`
+	TimeZone string         `yaml:"timeZone,omitempty" json:"timeZone,omitempty"`
+	// MinReplicas raises the forecast over the window to the load this many
+	// replicas carry, so desired replicas are at least MinReplicas.
+	MinReplicas *int32 `yaml:"minReplicas,omitempty" json:"minReplicas,omitempty"`
+	// Scale multiplies the forecast over the window.
+	Scale *float64 `yaml:"scale,omitempty" json:"scale,omitempty"`
 }
 
 // DataSource says where a Prometheus-compatible API is and how to reach it.

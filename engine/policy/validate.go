@@ -7,6 +7,9 @@ import (
 	"net/url"
 	"regexp"
 	"slices"
+	"sort"
+	"strconv"
+	"strings"
 	"time"
 
 	"github.com/prometheus/common/model"
@@ -23,6 +26,8 @@ const (
 	MaxHorizonSteps = 10_000  // horizon / step
 	MaxAhead        = 32
 	MaxReplicas     = 100_000
+	MaxSources      = 16
+	MaxEvents       = 64
 )
 
 // FieldError is a validation error for one field.
@@ -180,14 +185,21 @@ func (p *ForecastPolicy) Validate() error {
 	if len(s.Sources) == 0 {
 		return fieldErr("spec.sources", "at least one source is required")
 	}
-	if len(s.Sources) > 1 {
-		return fieldErr("spec.sources", "this version forecasts one source per policy, got %d", len(s.Sources))
+	if len(s.Sources) > MaxSources {
+		return fieldErr("spec.sources", "at most %d sources, got %d", MaxSources, len(s.Sources))
 	}
+	grouped := -1 // the first source whose output labels are known
+	var groupedBy []string
 	for i := range s.Sources {
 		src := &s.Sources[i]
 		f := fmt.Sprintf("spec.sources[%d]", i)
 		if src.Name == "" {
 			return fieldErr(f+".name", "is required")
+		}
+		for j := range i {
+			if s.Sources[j].Name == src.Name {
+				return fieldErr(f+".name", "duplicate source name %q (also spec.sources[%d])", src.Name, j)
+			}
 		}
 		if src.Type == "" {
 			src.Type = SourceTypePrometheus
@@ -195,9 +207,35 @@ func (p *ForecastPolicy) Validate() error {
 		if src.Type != SourceTypePrometheus {
 			return fieldErr(f+".type", "must be %q, got %q", SourceTypePrometheus, src.Type)
 		}
-		if _, err := ParseQuery(src.Query); err != nil {
+		expr, err := ParseQuery(src.Query)
+		if err != nil {
 			return &FieldError{Field: f + ".query", Err: err}
 		}
+		if t := src.TargetPerPod; t != 0 && (!finite(t) || t < 0) {
+			return fieldErr(f+".targetPerPod", "must be a positive number, got %v", t)
+		}
+		if q := src.Quantile; q != 0 && !(q > 0 && q < 1) {
+			return fieldErr(f+".quantile", "must be in (0, 1), got %v", q)
+		}
+		if by, ok := OutputLabelNames(expr); ok && len(s.Sources) > 1 {
+			if grouped < 0 {
+				grouped, groupedBy = i, by
+			} else if diff := LabelDiff(groupedBy, by); diff != "" {
+				return fieldErr(f+".query", "returns series labelled by (%s) but sources[%d] (%q) by (%s): sources are joined on the same labels; %s",
+					strings.Join(by, ", "), grouped, s.Sources[grouped].Name, strings.Join(groupedBy, ", "), diff)
+			}
+		}
+	}
+	if s.ReadyReplicasQuery == "" {
+		s.ReadyReplicasQuery = DefaultReadyReplicasQuery(p.Metadata.Namespace, s.TargetRef)
+	}
+	if s.ReadyReplicasQuery != "" {
+		if _, err := ParseQuery(s.ReadyReplicasQuery); err != nil {
+			return &FieldError{Field: "spec.readyReplicasQuery", Err: err}
+		}
+	}
+	if err := validateEvents(s); err != nil {
+		return err
 	}
 	if s.DataSourceRef != nil && s.DataSourceRef.Name == "" {
 		return fieldErr("spec.dataSourceRef.name", "is required when dataSourceRef is set")
@@ -353,4 +391,105 @@ func (s *ForecastPolicySpec) ModelConfig() kmodel.Config {
 		c.BYOM = kmodel.BYOMConfig{URL: b.URL, Timeout: time.Duration(b.Timeout), MaxResponseBytes: b.MaxResponseBytes}
 	}
 	return c
+}
+
+// SourceCapacity is the capacity settings for one source: the policy's, with
+// the source's targetPerPod when it sets one.
+func (s *ForecastPolicySpec) SourceCapacity(i int) Capacity {
+	c := s.Capacity
+	if t := s.Sources[i].TargetPerPod; t > 0 {
+		c.TargetPerPod = t
+	}
+	return c
+}
+
+// SourceQuantile is the quantile a source is forecast at: its own, or the model's.
+func (s *ForecastPolicySpec) SourceQuantile(i int) float64 {
+	if q := s.Sources[i].Quantile; q > 0 {
+		return q
+	}
+	return s.Model.Quantile
+}
+
+// SourceModelConfig is ModelConfig with the source's quantile.
+func (s *ForecastPolicySpec) SourceModelConfig(i int) kmodel.Config {
+	c := s.ModelConfig()
+	c.Quantile = s.SourceQuantile(i)
+	return c
+}
+
+// DefaultReadyReplicasQuery is kube-state-metrics' available replicas of the
+// target (a Deployment when the kind is empty), in namespace when it is set;
+// empty for kinds kube-state-metrics has no such series for.
+func DefaultReadyReplicasQuery(namespace string, t TargetRef) string {
+	var metric, label string
+	switch t.Kind {
+	case "", "Deployment":
+		metric, label = "kube_deployment_status_replicas_available", "deployment"
+	case "StatefulSet":
+		metric, label = "kube_statefulset_status_replicas_available", "statefulset"
+	default:
+		return ""
+	}
+	var ms []string
+	if namespace != "" {
+		ms = append(ms, "namespace="+strconv.Quote(namespace))
+	}
+	ms = append(ms, label+"="+strconv.Quote(t.Name))
+	return metric + "{" + strings.Join(ms, ", ") + "}"
+}
+
+// OutputLabelNames returns the label names of the series a query returns,
+// sorted, when the query says so: an aggregation with by (...) (or without
+// grouping, no labels), possibly in parentheses or combined with a scalar.
+// ok is false when the names are only known at run time.
+func OutputLabelNames(expr parser.Expr) (names []string, ok bool) {
+	switch e := expr.(type) {
+	case *parser.ParenExpr:
+		return OutputLabelNames(e.Expr)
+	case *parser.StepInvariantExpr:
+		return OutputLabelNames(e.Expr)
+	case *parser.BinaryExpr:
+		switch {
+		case e.LHS.Type() == parser.ValueTypeScalar && e.RHS.Type() == parser.ValueTypeVector:
+			return OutputLabelNames(e.RHS)
+		case e.RHS.Type() == parser.ValueTypeScalar && e.LHS.Type() == parser.ValueTypeVector:
+			return OutputLabelNames(e.LHS)
+		}
+	case *parser.AggregateExpr:
+		switch e.Op {
+		case parser.TOPK, parser.BOTTOMK, parser.LIMITK, parser.LIMIT_RATIO, parser.COUNT_VALUES:
+			return nil, false
+		}
+		if e.Without {
+			return nil, false
+		}
+		names = slices.Clone(e.Grouping)
+		sort.Strings(names)
+		return slices.Compact(names), true
+	}
+	return nil, false
+}
+
+// LabelDiff says how two sorted sets of label names differ, "" when they do not.
+func LabelDiff(a, b []string) string {
+	var onlyA, onlyB []string
+	for _, n := range a {
+		if !slices.Contains(b, n) {
+			onlyA = append(onlyA, n)
+		}
+	}
+	for _, n := range b {
+		if !slices.Contains(a, n) {
+			onlyB = append(onlyB, n)
+		}
+	}
+	var parts []string
+	if len(onlyB) > 0 {
+		parts = append(parts, "only this one has "+strings.Join(onlyB, ", "))
+	}
+	if len(onlyA) > 0 {
+		parts = append(parts, "only the other has "+strings.Join(onlyA, ", "))
+	}
+	return strings.Join(parts, "; ")
 }
