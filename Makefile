@@ -101,5 +101,8 @@ demo: ## Run the local demo: a real Prometheus with a real trace, the forecaster
 	$(GO) run ./test/demo
 
 .PHONY: bench
-bench: ## Run the Go benchmarks.
-	$(GO) test -run '^$$' -bench . -benchmem ./engine/...
+bench: ## Benchmarks: models, backtest, forecaster at 10k series x 2 weeks (auto; KEDASTRAL_BENCH_SERIES resizes), scaler GetMetrics, remote write to a real Prometheus.
+	$(GO) test -run '^$$' -bench . -benchmem ./engine/model ./engine/backtest ./engine/capacity
+	$(GO) test -run '^$$' -bench . -benchtime 5x -timeout 60m ./engine/forecast
+	$(GO) test -run '^$$' -bench . -benchtime 3s ./engine/scaler
+	$(GO) test -run '^$$' -bench . -benchtime 10x ./test/scale

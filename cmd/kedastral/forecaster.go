@@ -38,7 +38,9 @@ type PrometheusFlags struct {
 type RemoteWriteFlags struct {
 	URL      string        `name:"url" help:"Remote-write endpoint for kedastral_* series (default: the Prometheus URL + /api/v1/write)."`
 	Protocol string        `name:"protocol" default:"1.0" enum:"1.0,2.0" help:"Remote-write protocol version (${enum}); 2.0 needs Prometheus 2.54 or later."`
-	Timeout  time.Duration `name:"timeout" default:"30s" help:"Upper bound of one remote write, retries included (also bounded by the policy's interval)."`
+	Timeout  time.Duration `name:"timeout" default:"30s" help:"Upper bound of one remote-write attempt, the client's quick retries included; a cycle waits for its write at most one interval, and the retry buffer tries again later."`
+	// QueueMaxSamples bounds the retry buffer (promapi.Queue).
+	QueueMaxSamples int `name:"queue.max-samples" default:"100000" help:"Samples kept for retry while remote write fails (5xx, 429, timeouts); beyond it the oldest cycles are dropped and counted."`
 }
 
 // WebFlags are the --web.* flags.
@@ -53,10 +55,29 @@ type ForecasterCmd struct {
 	Prometheus  PrometheusFlags  `embed:"" prefix:"prometheus."`
 	RemoteWrite RemoteWriteFlags `embed:"" prefix:"remote-write."`
 	Web         WebFlags         `embed:"" prefix:"web."`
+	Shard       ShardFlags       `embed:"" prefix:"shard."`
+	History     HistoryFlags     `embed:"" prefix:"history."`
+}
+
+// HistoryFlags size the per-series history kept in memory.
+type HistoryFlags struct {
+	FullResolution time.Duration `name:"full-resolution" default:"192h" help:"Newest history kept at the policy's step; older history (of a lookback beyond it) is kept as 5-minute means to save memory. 0 keeps all of it at the policy's step. Below 8 days, the day-lag seasonal models lose minute detail."`
+}
+
+// ShardFlags split the series of every policy across forecaster replicas.
+type ShardFlags struct {
+	Count int `name:"count" default:"1" help:"Number of forecaster replicas sharing the policies; each series is forecast by exactly one of them (rendezvous hash of its policy and labels)."`
+	Index int `name:"index" default:"0" help:"This replica's index in [0, --shard.count); in a StatefulSet, the pod ordinal (the apps.kubernetes.io/pod-index label)."`
 }
 
 // Validate checks the flags before anything starts.
 func (c *ForecasterCmd) Validate() error {
+	if c.Shard.Count < 1 || c.Shard.Index < 0 || c.Shard.Index >= c.Shard.Count {
+		return fmt.Errorf("--shard.index=%d --shard.count=%d: want a count of at least 1 and 0 <= index < count", c.Shard.Index, c.Shard.Count)
+	}
+	if c.History.FullResolution < 0 {
+		return fmt.Errorf("--history.full-resolution=%s: want 0 (all at the policy's step) or more", c.History.FullResolution)
+	}
 	if err := policy.ValidateURL(c.Prometheus.URL); err != nil {
 		return fmt.Errorf("--prometheus.url: %w", err)
 	}
@@ -65,6 +86,9 @@ func (c *ForecasterCmd) Validate() error {
 	}
 	if err := policy.ValidateURL(c.RemoteWrite.URL); err != nil {
 		return fmt.Errorf("--remote-write.url: %w", err)
+	}
+	if c.RemoteWrite.QueueMaxSamples <= 0 {
+		return fmt.Errorf("--remote-write.queue.max-samples must be positive, got %d", c.RemoteWrite.QueueMaxSamples)
 	}
 	return nil
 }
@@ -98,14 +122,30 @@ func (c *ForecasterCmd) Run(logger log.Logger) error {
 	if err != nil {
 		return fmt.Errorf("remote write: %w", err)
 	}
+	queue, err := promapi.NewQueue(promapi.QueueConfig{
+		Writer:     writer,
+		MaxSamples: c.RemoteWrite.QueueMaxSamples,
+		Registerer: reg,
+		Logger:     log.With(logger, "component", "remote_write"),
+	})
+	if err != nil {
+		return fmt.Errorf("remote write: %w", err)
+	}
 	queriers := &querierCache{defaults: promapi.ClientConfig{
 		URL: c.Prometheus.URL, HTTPClientConfig: config.DefaultHTTPClientConfig, Timeout: c.Prometheus.Timeout,
 	}}
 	mgr, err := forecast.NewManager(forecast.Options{
 		Logger:     logger,
 		Registerer: reg,
-		Writer:     writer,
+		Writer:     queue,
 		Queriers:   queriers.get,
+		Shard:      forecast.Shard{Index: c.Shard.Index, Count: c.Shard.Count},
+		HistoryFullResolution: func() time.Duration {
+			if c.History.FullResolution <= 0 {
+				return -1 // all at the policy's step
+			}
+			return c.History.FullResolution
+		}(),
 	})
 	if err != nil {
 		return err
@@ -136,6 +176,8 @@ func (c *ForecasterCmd) Run(logger log.Logger) error {
 	var g run.Group
 	ctx, cancel := context.WithCancel(context.Background())
 	g.Add(func() error { return mgr.Run(ctx) }, func(error) { cancel() })
+	// The queue outlives no cycle: Stop flushes what is left, bounded.
+	g.Add(func() error { return queue.Run(context.Background()) }, func(error) { queue.Stop() })
 
 	reloadReq := make(chan chan error)
 	{

@@ -116,21 +116,21 @@ func TestHistory(t *testing.T) {
 	h.set(t0, 1)
 	h.set(t0.Add(3*time.Minute), 4)
 	h.set(t0.Add(-time.Minute), 99) // before the start: ignored
-	if got := h.view(); len(got.Values) != 4 || !math.IsNaN(got.Values[1]) || got.Values[3] != 4 || !got.Start.Equal(t0) {
+	if got := h.view(new([]float64)); len(got.Values) != 4 || !math.IsNaN(got.Values[1]) || got.Values[3] != 4 || !got.Start.Equal(t0) {
 		t.Fatalf("after sets: %+v", got)
 	}
 	h.set(t0.Add(time.Minute), 2) // fill a gap
 	h.trimBefore(t0.Add(time.Minute))
-	if got := h.view(); len(got.Values) != 3 || got.Values[0] != 2 || !got.Start.Equal(t0.Add(time.Minute)) {
+	if got := h.view(new([]float64)); len(got.Values) != 3 || got.Values[0] != 2 || !got.Start.Equal(t0.Add(time.Minute)) {
 		t.Fatalf("after trim: %+v", got)
 	}
 	h.extendTo(t0.Add(5 * time.Minute))
-	if ts, v, ok := h.last(); !ok || v != 4 || !ts.Equal(t0.Add(3*time.Minute)) || h.view().Len() != 5 {
-		t.Fatalf("last after extend: %v %v %v len %d", ts, v, ok, h.view().Len())
+	if ts, v, ok := h.last(); !ok || v != 4 || !ts.Equal(t0.Add(3*time.Minute)) || h.view(new([]float64)).Len() != 5 {
+		t.Fatalf("last after extend: %v %v %v len %d", ts, v, ok, h.view(new([]float64)).Len())
 	}
 	h.trimBefore(t0.Add(time.Hour))
-	if _, _, ok := h.last(); ok || h.view().Len() != 0 {
-		t.Fatalf("trim past the end left %+v", h.view())
+	if _, _, ok := h.last(); ok || h.view(new([]float64)).Len() != 0 {
+		t.Fatalf("trim past the end left %+v", h.view(new([]float64)))
 	}
 }
 
@@ -151,10 +151,20 @@ func TestEvaluatorIncrementalFetch(t *testing.T) {
 	if _, err := e.Fetch(ctx, now); err != nil {
 		t.Fatal(err)
 	}
-	first := q.calls[0]
+	// The first fetch reads the lookback in chunks of fetchChunkSteps.
+	first := [2]time.Time{q.calls[0][0], q.calls[len(q.calls)-1][1]}
 	if want := now.Truncate(time.Minute).Add(-24*time.Hour - historyMargin + time.Minute); !first[0].Equal(want) || !first[1].Equal(now.Truncate(time.Minute)) {
 		t.Errorf("first fetch %v, want [%v, %v]", first, want, now.Truncate(time.Minute))
 	}
+	if want := (25*60 + fetchChunkSteps - 1) / fetchChunkSteps; len(q.calls) != want {
+		t.Errorf("first fetch in %d queries, want %d", len(q.calls), want)
+	}
+	for i, c := range q.calls {
+		if i > 0 && !c[0].Equal(q.calls[i-1][1].Add(time.Minute)) {
+			t.Errorf("chunk %d starts at %v, want the minute after %v", i, c[0], q.calls[i-1][1])
+		}
+	}
+	firstCalls := len(q.calls)
 	c := e.Evaluate(ctx, now)
 	if len(c.Series) != 1 || c.Series[0].Labels.Get("svc") != "a" {
 		t.Fatalf("want only the live series a forecast, got %+v", c.Series)
@@ -189,7 +199,7 @@ func TestEvaluatorIncrementalFetch(t *testing.T) {
 	if _, err := e.Fetch(ctx, later); err != nil {
 		t.Fatal(err)
 	}
-	second := q.calls[1]
+	second := q.calls[firstCalls]
 	if want := now.Truncate(time.Minute).Add(-refetchSteps * time.Minute); !second[0].Equal(want) || !second[1].Equal(later.Truncate(time.Minute)) {
 		t.Errorf("incremental fetch %v, want [%v, %v]", second, want, later.Truncate(time.Minute))
 	}

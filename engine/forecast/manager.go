@@ -41,6 +41,13 @@ type Options struct {
 	// WriteTimeout bounds one remote write, retries included; by default the
 	// policy's interval, so a slow store never delays the next cycle for long.
 	WriteTimeout time.Duration
+	// Shard is the part of every policy's series this forecaster forecasts
+	// when several replicas share the policies; all of them by default.
+	Shard Shard
+	// HistoryFullResolution is how much of each series' newest history is
+	// kept at the policy's step, older history at 5-minute steps:
+	// DefaultFullResolution when zero, all of it when negative.
+	HistoryFullResolution time.Duration
 }
 
 // Manager runs the evaluation loop of every policy, applies configuration
@@ -88,6 +95,7 @@ func NewManager(opts Options) (*Manager, error) {
 		"kedastral_forecast_age_seconds",
 		"Seconds since the policy's last successful cycle (since its start while it has had none).",
 		[]string{"policy"}, nil)})
+	opts.Registerer.MustRegister(&underCollector{m: m})
 	return m, nil
 }
 
@@ -217,10 +225,12 @@ func (mt *Metrics) forget(name string) {
 	mt.cycleFailures.DeletePartialMatch(l)
 	mt.missed.DeletePartialMatch(l)
 	mt.series.DeletePartialMatch(l)
+	mt.historyBytes.DeletePartialMatch(l)
 	mt.seriesFailures.DeletePartialMatch(l)
 	mt.queryDuration.DeletePartialMatch(l)
 	mt.lastSuccess.DeletePartialMatch(l)
 	mt.seriesByModel.DeletePartialMatch(l)
+	mt.seriesBySource.DeletePartialMatch(l)
 	mt.policyInfo.DeletePartialMatch(l)
 }
 
@@ -240,7 +250,18 @@ type PolicyStatus struct {
 	LoadError    string    `json:"loadError,omitempty"`
 	SeriesCount  int       `json:"seriesCount"`
 	// Models counts the series per model answering over the lead time.
-	Models       map[string]int `json:"models,omitempty"`
+	Models map[string]int `json:"models,omitempty"`
+	// Sources are the policy's signals; DrivenBy counts the series whose
+	// replica count each source drives.
+	Sources  []SourceInfo   `json:"sources"`
+	DrivenBy map[string]int `json:"drivenBy,omitempty"`
+	// Events are the events that apply now, e.g. "event 'black-friday'
+	// active until 2026-11-28T00:00:00Z (minReplicas 20)".
+	Events []EventStatus `json:"events,omitempty"`
+	// ReadyReplicasQuery reads the ready replicas for the underprovision
+	// account; empty when there is none.
+	ReadyReplicasQuery string `json:"readyReplicasQuery,omitempty"`
+
 	Series       []SeriesStatus `json:"series,omitempty"`
 	DesiredRange [2]int32       `json:"desiredRange"`
 	Ready        bool           `json:"ready"`
@@ -254,6 +275,43 @@ type SeriesStatus struct {
 	Desired   int32              `json:"desired"`
 	Model     string             `json:"model,omitempty"`
 	Error     string             `json:"error,omitempty"`
+	// Source drives Desired; Sources details each source when there are several.
+	Source  string             `json:"source,omitempty"`
+	Sources []SourceSeriesInfo `json:"sources,omitempty"`
+	// Ready replicas and the underprovision account (see SeriesResult);
+	// ReadyNote says why the account did not advance.
+	Ready                 *float64 `json:"ready,omitempty"`
+	ReadyNote             string   `json:"readyNote,omitempty"`
+	Underprovisioned      bool     `json:"underprovisioned,omitempty"`
+	UnderprovisionSeconds *float64 `json:"underprovisionSeconds,omitempty"`
+}
+
+// SourceInfo is one source of a policy on the status page.
+type SourceInfo struct {
+	Name         string  `json:"name"`
+	Query        string  `json:"query"`
+	TargetPerPod float64 `json:"targetPerPod"`
+	Quantile     float64 `json:"quantile"`
+}
+
+// SourceSeriesInfo is one source's part of a series on the status page.
+type SourceSeriesInfo struct {
+	Source    string             `json:"source"`
+	Observed  float64            `json:"observed"`
+	Predicted map[string]float64 `json:"predicted,omitempty"`
+	Need      int32              `json:"need"`
+	Model     string             `json:"model,omitempty"`
+	Error     string             `json:"error,omitempty"`
+}
+
+// EventStatus is an event that applies now.
+type EventStatus struct {
+	Name    string    `json:"name"`
+	Start   time.Time `json:"start"`
+	End     time.Time `json:"end"`
+	Open    bool      `json:"open"`
+	Effect  string    `json:"effect"`
+	Message string    `json:"message"`
 }
 
 // maxStatusSeries bounds the series listed per policy on the status page.
@@ -299,6 +357,9 @@ type runner struct {
 
 	mu sync.Mutex
 	st PolicyStatus
+	// under is the last cycle's kedastral_underprovision_seconds_total
+	// samples, for /metrics.
+	under []promapi.Sample
 }
 
 func (m *Manager) newRunner(p *policy.ForecastPolicy, ds *policy.DataSource, q Querier) *runner {
@@ -316,12 +377,25 @@ func (m *Manager) newRunner(p *policy.ForecastPolicy, ds *policy.DataSource, q Q
 		started: m.now(),
 		logger:  log.With(m.logger, "policy", name),
 	}
+	r.eval.AccountUnderprovision()
+	r.eval.SetShard(m.opts.Shard)
+	// After a start, fit new series' models for at most half an interval
+	// a cycle, so that the forecasts of the others are written meanwhile.
+	r.eval.SetWarmupBudget(interval / 2)
+	if fr := m.opts.HistoryFullResolution; fr != 0 {
+		r.eval.SetFullResolution(fr)
+	}
 	r.st = PolicyStatus{
-		Name:     name,
-		Model:    p.Spec.Model.Type,
-		Query:    p.Spec.Sources[0].Query,
-		Interval: p.Spec.Interval.String(),
-		Started:  r.started,
+		Name:               name,
+		Model:              p.Spec.Model.Type,
+		Query:              p.Spec.Sources[0].Query,
+		Interval:           p.Spec.Interval.String(),
+		Started:            r.started,
+		ReadyReplicasQuery: p.Spec.ReadyReplicasQuery,
+	}
+	for i, src := range p.Spec.Sources {
+		r.st.Sources = append(r.st.Sources, SourceInfo{Name: src.Name, Query: src.Query,
+			TargetPerPod: p.Spec.SourceCapacity(i).TargetPerPod, Quantile: p.Spec.SourceQuantile(i)})
 	}
 	if ds != nil {
 		r.st.DataSource = ds.Metadata.Name
@@ -349,6 +423,7 @@ func (r *runner) status() PolicyStatus {
 	defer r.mu.Unlock()
 	st := r.st
 	st.Series = append([]SeriesStatus(nil), r.st.Series...)
+	st.Events = append([]EventStatus(nil), r.st.Events...)
 	return st
 }
 
@@ -426,6 +501,9 @@ func (r *runner) cycle(ctx context.Context, ts time.Time) {
 		r.st.Ready = true
 		r.st.LastCycle = ts
 		r.st.LastDuration = d.Seconds()
+		if c != nil {
+			r.setSignalStatus(c)
+		}
 		if err != nil {
 			r.st.LastError = err.Error()
 			return
@@ -459,6 +537,7 @@ func (r *runner) cycle(ctx context.Context, ts time.Time) {
 			if s.Err != nil {
 				ss.Error = s.Err.Error()
 			}
+			seriesSignalStatus(&ss, s)
 			r.st.Series = append(r.st.Series, ss)
 		}
 	}
@@ -484,6 +563,7 @@ func (r *runner) cycle(ctx context.Context, ts time.Time) {
 		}
 	}
 	mt.series.WithLabelValues(name).Set(float64(forecast))
+	mt.historyBytes.WithLabelValues(name).Set(float64(r.eval.HistoryBytes()))
 	byModel := map[string]int{}
 	for _, s := range c.Series {
 		if s.Err == nil {
@@ -494,6 +574,7 @@ func (r *runner) cycle(ctx context.Context, ts time.Time) {
 	for m, n := range byModel {
 		mt.seriesByModel.WithLabelValues(name, m).Set(float64(n))
 	}
+	mt.setSeriesBySource(r.policy, c)
 	if len(c.Samples) == 0 {
 		var err error
 		if len(c.Series) == 0 {

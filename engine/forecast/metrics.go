@@ -19,6 +19,8 @@ type Metrics struct {
 	samplesFailed   prometheus.Counter
 	writeDuration   prometheus.Histogram
 	seriesByModel   *prometheus.GaugeVec
+	seriesBySource  *prometheus.GaugeVec
+	historyBytes    *prometheus.GaugeVec
 	policyInfo      *prometheus.GaugeVec
 	policies        prometheus.Gauge
 	policiesInvalid prometheus.Gauge
@@ -81,6 +83,14 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Namespace: "kedastral", Subsystem: "forecaster", Name: "series_by_model",
 			Help: "Series of a policy per model answering over the lead time (auto picks per series).",
 		}, []string{"policy", "model"}),
+		seriesBySource: f.NewGaugeVec(prometheus.GaugeOpts{
+			Namespace: "kedastral", Subsystem: "forecaster", Name: "series_by_source",
+			Help: "Series of a policy whose desired replicas each source drives (the source needing the most replicas).",
+		}, []string{"policy", "source"}),
+		historyBytes: f.NewGaugeVec(prometheus.GaugeOpts{
+			Namespace: "kedastral", Subsystem: "forecaster", Name: "history_bytes",
+			Help: "Memory the per-series histories of a policy hold (float32 values, older ones at a coarser step); the models' state comes on top.",
+		}, []string{"policy"}),
 		policyInfo: f.NewGaugeVec(prometheus.GaugeOpts{
 			Namespace: "kedastral", Subsystem: "forecaster", Name: "policy_info",
 			Help: "Always 1: a policy's model, quantile and target, to join on policy.",

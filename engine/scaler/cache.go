@@ -4,6 +4,8 @@ import (
 	"context"
 	"sync"
 	"time"
+
+	"github.com/prometheus/prometheus/model/labels"
 )
 
 // cache holds query results for a short TTL and coalesces concurrent reads of
@@ -88,4 +90,58 @@ func isClosed(ch chan struct{}) bool {
 	default:
 		return false
 	}
+}
+
+// forecastSet is one read of a policy's desired-replicas series, indexed
+// by label so that a trigger's series is found without scanning all of them:
+// with thousands of series per policy and thousands of triggers, a scan per
+// GetMetrics would cost more than the whole gRPC call.
+type forecastSet struct {
+	series []seriesSample
+	// postings lists, per "name\xffvalue", the series with that label.
+	postings map[string][]int32
+}
+
+func newForecastSet(series []seriesSample) *forecastSet {
+	fs := &forecastSet{series: series, postings: map[string][]int32{}}
+	for i, ss := range series {
+		ss.labels.Range(func(l labels.Label) {
+			k := l.Name + "\xff" + l.Value
+			fs.postings[k] = append(fs.postings[k], int32(i))
+		})
+	}
+	return fs
+}
+
+// match returns the series whose labels match m's matchLabels, in the
+// order of the read.
+func (fs *forecastSet) match(m Metadata) []*seriesSample {
+	var (
+		cand []int32
+		have bool
+	)
+	m.MatchLabels.Range(func(l labels.Label) {
+		if l.Value == "" {
+			return // matches the series without the label: no posting
+		}
+		p := fs.postings[l.Name+"\xff"+l.Value]
+		if !have || len(p) < len(cand) {
+			cand, have = p, true
+		}
+	})
+	var out []*seriesSample
+	if !have {
+		for i := range fs.series {
+			if m.matches(fs.series[i].labels) {
+				out = append(out, &fs.series[i])
+			}
+		}
+		return out
+	}
+	for _, i := range cand {
+		if m.matches(fs.series[i].labels) {
+			out = append(out, &fs.series[i])
+		}
+	}
+	return out
 }

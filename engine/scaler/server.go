@@ -72,7 +72,7 @@ type Server struct {
 	metrics *Metrics
 	// forecasts caches the parsed forecast query per policy, reactive the
 	// reactive queries' results per query.
-	forecasts *cache[[]seriesSample]
+	forecasts *cache[*forecastSet]
 	reactive  *cache[[]promapi.Sample]
 	cancel    context.CancelFunc
 	lis       net.Listener
@@ -126,7 +126,7 @@ func NewServer(opts Options) (*Server, error) {
 		opts:      opts,
 		logger:    opts.Logger,
 		metrics:   NewMetrics(opts.Registerer),
-		forecasts: newCache[[]seriesSample](base, opts.CacheTTL, opts.Now),
+		forecasts: newCache[*forecastSet](base, opts.CacheTTL, opts.Now),
 		reactive:  newCache[[]promapi.Sample](base, opts.CacheTTL, opts.Now),
 		cancel:    cancel,
 		lis:       lis,

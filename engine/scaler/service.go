@@ -103,23 +103,22 @@ func parseForecast(q string, samples []promapi.Sample) ([]seriesSample, error) {
 // none), through the cache: one query per policy and TTL, whatever the
 // number of triggers and series.
 func (s *Server) readForecast(ctx context.Context, m Metadata) (*seriesSample, error) {
-	series, _, err := s.forecasts.get(ctx, m.Policy, func(ctx context.Context, ts time.Time) ([]seriesSample, error) {
+	set, _, err := s.forecasts.get(ctx, m.Policy, func(ctx context.Context, ts time.Time) (*forecastSet, error) {
 		q := forecastQuery(m.Policy)
 		samples, err := s.query(ctx, "forecast", q, ts)
 		if err != nil {
 			return nil, err
 		}
-		return parseForecast(q, samples)
+		series, err := parseForecast(q, samples)
+		if err != nil {
+			return nil, err
+		}
+		return newForecastSet(series), nil
 	})
 	if err != nil {
 		return nil, err
 	}
-	var matched []*seriesSample
-	for i := range series {
-		if m.matches(series[i].labels) {
-			matched = append(matched, &series[i])
-		}
-	}
+	matched := set.match(m)
 	switch len(matched) {
 	case 0:
 		return nil, nil
