@@ -36,6 +36,7 @@
       forecasterMissedCycles: 'kedastral_forecaster_missed_cycles_total',
       forecasterSeries: 'kedastral_forecaster_series',
       forecasterSeriesByModel: 'kedastral_forecaster_series_by_model',
+      underprovisionSeconds: 'kedastral_underprovision_seconds_total',
       forecasterSeriesFailures: 'kedastral_forecaster_series_failures_total',
       forecasterQueryDuration: 'kedastral_forecaster_query_duration_seconds',
       forecasterLastSuccess: 'kedastral_forecaster_last_success_timestamp_seconds',

@@ -61,9 +61,10 @@ local vars = import 'variables.libsonnet';
             d.target('policy_ahead:kedastral_forecast_coverage:ratio1h{%s, ahead=~"$ahead"}' % r, '{{ahead}} 1h'),
             d.target('policy_ahead:kedastral_forecast_coverage:ratio1d{%s, ahead=~"$ahead"}' % r, '{{ahead}} 1d'),
           ], min=0, max=1),
-          d.timeseries('Under-provisioned', 'Share of time the observed value exceeded the capacity of the desired replicas, over 1h and 1d.', 'percentunit', [
-            d.target('policy:kedastral_underprovisioned:ratio1h{%s}' % r, '1h'),
-            d.target('policy:kedastral_underprovisioned:ratio1d{%s}' % r, '1d'),
+          d.timeseries('Under-provisioned', 'Share of time the observed value exceeded the capacity of the desired replicas, over 1h and 1d; and, from the ready replicas (kube-state-metrics), the share of time demand exceeded what the ready pods serve (kedastral_underprovision_seconds_total).', 'percentunit', [
+            d.target('policy:kedastral_underprovisioned:ratio1h{%s}' % r, 'desired, 1h'),
+            d.target('policy:kedastral_underprovisioned:ratio1d{%s}' % r, 'desired, 1d'),
+            d.target('max(rate(%s{%s}[$__rate_interval]))' % [m.underprovisionSeconds, k], 'ready pods'),
           ], min=0, max=1),
           d.table('Published forecasts', 'The quantile the policy publishes for each ahead, and how many series it forecasts.', 'short', [
             d.target('count by (ahead, quantile) (%s{%s})' % [m.predicted, k], instant=true),
