@@ -26,12 +26,12 @@ test: lint ## Run every test, KEDA's conformance module included (see .ci/run fo
 	$(GO) test -count=1 -timeout 30m ./...
 	$(MAKE) fuzz-short test-keda test-deploy
 
-FUZZTIME ?= 5s
+FUZZTIME ?= 5000x
 FUZZ_TARGETS := engine/policy:FuzzParse engine/scaler:FuzzParseMetadata engine/trace:FuzzRead \
                 engine/model:FuzzBYOMResponse engine/model:FuzzModels
 
 .PHONY: fuzz-short
-fuzz-short: ## Run each fuzz target for $(FUZZTIME) (a longer run: make fuzz-short FUZZTIME=10m).
+fuzz-short: ## Run each fuzz target for $(FUZZTIME) (inputs or time; a longer run: make fuzz-short FUZZTIME=10m).
 	@set -e; for t in $(FUZZ_TARGETS); do \
 		pkg=$${t%%:*}; fn=$${t##*:}; \
 		echo "fuzz $$fn in ./$$pkg for $(FUZZTIME)"; \
