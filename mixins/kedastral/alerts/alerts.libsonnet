@@ -115,6 +115,24 @@
               description: 'Policy {{ $labels.policy }}: the observed load exceeded the capacity of the desired replicas {{ $value | humanizePercentage }} of the last hour.',
             },
           },
+          {
+            // From the forecaster's counter of time demand exceeded what the *ready* pods
+            // serve (kube-state-metrics): catches pods that start slower than leadTime, or
+            // an HPA that did not follow the answer, which the rule above cannot see.
+            alert: 'KedastralReadyPodsShort',
+            expr: 'max by (%(p)s) (rate(%(m)s%(sel)s[1h])) > %(t)s' % {
+              p: c.policyLabel,
+              m: m.underprovisionSeconds,
+              sel: if c.kedastralSelector == '' then '' else '{%s}' % c.kedastralSelector,
+              t: c.underprovisionedRatioThreshold,
+            },
+            'for': c.underprovisionedFor,
+            labels: { severity: 'warning' },
+            annotations: {
+              summary: 'The ready pods of a workload scaled by Kedastral were too few.',
+              description: 'Policy {{ $labels.policy }}: demand exceeded what the ready pods serve {{ $value | humanizePercentage }} of the last hour.',
+            },
+          },
         ],
       },
       {
