@@ -50,6 +50,12 @@ type WriteError struct {
 	// Retry-After header (429, 503), 0 if none.
 	RetryAfter time.Duration
 	Err        error
+	// Retry, after a Write split into several requests, holds the samples
+	// of the requests that were not stored but may be by a later attempt
+	// (those that failed with a retryable error or were not sent); the
+	// other samples were stored or refused for good. It is nil when the
+	// Write was one request: retry all of it then, if Retryable.
+	Retry []Sample
 }
 
 func (e *WriteError) Error() string {

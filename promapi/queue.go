@@ -87,7 +87,11 @@ type batch struct {
 	samples  []Sample
 	attempts int
 	done     chan struct{} // closed when the batch left the queue
-	err      error         // why it left without being sent; set before done closes
+	// err is why it left without being sent, or why part of it was
+	// refused; sent is how many of its samples were stored. Both are set
+	// before done closes.
+	err  error
+	sent int
 }
 
 type queueMetrics struct {
@@ -191,7 +195,8 @@ func (q *Queue) Write(ctx context.Context, samples []Sample) (WriteStats, error)
 	select {
 	case <-b.done:
 		if b.err != nil {
-			return WriteStats{Failed: len(samples)}, b.err
+			// A batch split into several requests may be stored in part.
+			return WriteStats{Sent: b.sent, Failed: len(samples) - b.sent, Attempts: b.attempts}, b.err
 		}
 		return WriteStats{Sent: len(samples), Attempts: b.attempts}, nil
 	case <-ctx.Done():
@@ -375,30 +380,38 @@ func (q *Queue) sendHead(ctx context.Context) (headResult, time.Duration) {
 		q.metrics.retried.Add(float64(len(b.samples)))
 	}
 	b.attempts++
-	_, err := q.cfg.Writer.Write(ctx, b.samples)
+	stats, err := q.cfg.Writer.Write(ctx, b.samples)
 
 	q.mu.Lock()
 	defer q.mu.Unlock()
 	q.inflight = false
 	if err != nil && (IsRetryable(err) || ctx.Err() != nil) {
+		var retryAfter time.Duration
+		if we, ok := errors.AsType[*WriteError](err); ok {
+			retryAfter = we.RetryAfter
+			if we.Retry != nil {
+				q.keepUnsentLocked(b, stats, we)
+			}
+		}
 		if !q.failing {
 			level.Warn(q.logger).Log("msg", "remote write failed, keeping samples for retry", "samples", len(b.samples), "queued_samples", q.samples, "err", err)
 		}
 		q.failing = true
-		var retryAfter time.Duration
-		if we, ok := errors.AsType[*WriteError](err); ok {
-			retryAfter = we.RetryAfter
-		}
 		return headRetry, retryAfter
 	}
 	q.batches = q.batches[1:]
 	q.samples -= len(b.samples)
 	q.metrics.pending.Set(float64(q.samples))
 	if err != nil {
-		q.metrics.dropped.WithLabelValues("rejected").Add(float64(len(b.samples)))
-		level.Error(q.logger).Log("msg", "remote write refused, dropping samples", "samples", len(b.samples), "err", err)
+		// What a split Write stored of the batch is not refused.
+		refused := len(b.samples) - stats.Sent
+		b.sent += stats.Sent
+		q.metrics.sent.Add(float64(stats.Sent))
+		q.metrics.dropped.WithLabelValues("rejected").Add(float64(refused))
+		level.Error(q.logger).Log("msg", "remote write refused, dropping samples", "samples", refused, "err", err)
 		b.err = err
 	} else {
+		b.sent += len(b.samples)
 		q.metrics.sent.Add(float64(len(b.samples)))
 		if q.failing || b.attempts > 1 {
 			level.Info(q.logger).Log("msg", "remote write recovered", "attempts", b.attempts, "queued_samples", q.samples)
@@ -407,6 +420,27 @@ func (q *Queue) sendHead(ctx context.Context) (headResult, time.Duration) {
 	}
 	close(b.done)
 	return headDone, 0
+}
+
+// keepUnsentLocked leaves at the head of the queue only what the Writer
+// could not store of b but may later (its requests that failed with a
+// retryable error): the rest was stored or refused for good, and sending it
+// again is not needed. Since the Writer keeps each series in one request,
+// every series is either all stored or all kept, and no later batch is sent
+// before the kept samples, so the store sees each series in time order.
+func (q *Queue) keepUnsentLocked(b *batch, stats WriteStats, we *WriteError) {
+	if refused := stats.Failed - len(we.Retry); refused > 0 {
+		q.metrics.dropped.WithLabelValues("rejected").Add(float64(refused))
+		level.Error(q.logger).Log("msg", "remote write refused part of a batch, dropping it", "samples", refused, "err", we)
+		if b.err == nil {
+			b.err = &WriteError{StatusCode: we.StatusCode, Attempts: we.Attempts, Err: fmt.Errorf("%d samples refused: %w", refused, we.Err)}
+		}
+	}
+	b.sent += stats.Sent
+	q.metrics.sent.Add(float64(stats.Sent))
+	q.samples -= len(b.samples) - len(we.Retry)
+	q.metrics.pending.Set(float64(q.samples))
+	b.samples = we.Retry
 }
 
 // Stop makes Run flush and return, and waits for it if it was started. It is

@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"slices"
 	"strings"
+	"sync"
 	"time"
 	"unicode/utf8"
 
@@ -40,6 +41,11 @@ const (
 	DefaultMinBackoff   = 100 * time.Millisecond
 	DefaultMaxBackoff   = 5 * time.Second
 	DefaultMaxRetries   = 5
+	// DefaultMaxSeriesPerRequest is Prometheus' max_samples_per_send for
+	// one sample per series: a forecaster cycle writes about one sample per
+	// series.
+	DefaultMaxSeriesPerRequest = 2000
+	DefaultShards              = 4
 )
 
 // WriterConfig configures a remote-write Writer.
@@ -70,6 +76,16 @@ type WriterConfig struct {
 	NameValidation model.ValidationScheme
 	// Logger receives the retry log of the remote-write library. Default: none.
 	Logger log.Logger
+	// MaxSeriesPerRequest splits a Write of more series into several
+	// requests, each series (all its samples) in one of them. 0 means
+	// DefaultMaxSeriesPerRequest; a negative value sends every Write in one
+	// request.
+	MaxSeriesPerRequest int
+	// Shards is how many requests of a split Write are in flight at once.
+	// A series always goes to the same shard (a hash of its labels), and a
+	// shard sends its requests one after the other, as Prometheus' queue
+	// manager does. 0 means DefaultShards.
+	Shards int
 }
 
 // Sample is one sample of one series. For Write the labels must include a
@@ -94,6 +110,13 @@ type WriteStats struct {
 	Attempts int
 }
 
+func (s *WriteStats) add(o WriteStats) {
+	s.Series += o.Series
+	s.Sent += o.Sent
+	s.Failed += o.Failed
+	s.Attempts += o.Attempts
+}
+
 // Writer sends samples with Prometheus remote write. It is safe for
 // concurrent use.
 type Writer struct {
@@ -103,6 +126,8 @@ type Writer struct {
 	msgType    remote.WriteMessageType
 	timeout    time.Duration
 	validation model.ValidationScheme
+	maxSeries  int // per request; 0: no limit
+	shards     int
 }
 
 // NewWriter returns a Writer for cfg with defaults filled in.
@@ -153,6 +178,18 @@ func NewWriter(cfg WriterConfig) (*Writer, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = log.NewNopLogger()
 	}
+	switch {
+	case cfg.MaxSeriesPerRequest == 0:
+		cfg.MaxSeriesPerRequest = DefaultMaxSeriesPerRequest
+	case cfg.MaxSeriesPerRequest < 0:
+		cfg.MaxSeriesPerRequest = 0
+	}
+	switch {
+	case cfg.Shards == 0:
+		cfg.Shards = DefaultShards
+	case cfg.Shards < 0:
+		return nil, fmt.Errorf("remote write shards %d must not be negative", cfg.Shards)
+	}
 
 	hc, err := newHTTPClient(u, cfg.HTTPClientConfig, cfg.UserAgent)
 	if err != nil {
@@ -174,6 +211,8 @@ func NewWriter(cfg WriterConfig) (*Writer, error) {
 		msgType:    msgType,
 		timeout:    cfg.Timeout,
 		validation: cfg.NameValidation,
+		maxSeries:  cfg.MaxSeriesPerRequest,
+		shards:     cfg.Shards,
 	}, nil
 }
 
@@ -182,12 +221,16 @@ func (w *Writer) Close() {
 	w.http.CloseIdleConnections()
 }
 
-// Write sends samples in one request: one time series per label set, its
-// samples in time order (identical duplicates are sent once). It validates
-// every sample first and sends nothing if one is invalid. It retries as
-// configured and never takes longer than the configured timeout. Every error
-// is a *WriteError that tells whether a later retry may succeed; an invalid
-// sample also wraps ErrInvalidSample and names the series.
+// Write sends samples: one time series per label set, its samples in time
+// order (identical duplicates are sent once). It validates every sample
+// first and sends nothing if one is invalid. Up to MaxSeriesPerRequest
+// series go in one request; more are split into requests of at most that
+// many series, sent by up to Shards concurrent shards. It retries each
+// request as configured and never takes longer than the configured timeout.
+// Every error is a *WriteError that tells whether a later retry may succeed;
+// an invalid sample also wraps ErrInvalidSample and names the series. After
+// a split Write, WriteError.Retry holds the samples of the requests that
+// were not stored but may be later; sending only those completes the Write.
 func (w *Writer) Write(ctx context.Context, samples []Sample) (WriteStats, error) {
 	if len(samples) == 0 {
 		return WriteStats{}, nil
@@ -196,16 +239,27 @@ func (w *Writer) Write(ctx context.Context, samples []Sample) (WriteStats, error
 	if err != nil {
 		return WriteStats{Failed: len(samples)}, &WriteError{Err: err}
 	}
+	parent := ctx
+	ctx, cancel := context.WithTimeout(ctx, w.timeout)
+	defer cancel()
+	if w.maxSeries == 0 || len(series) <= w.maxSeries {
+		stats, werr := w.send(ctx, parent, series, n)
+		if werr != nil {
+			return stats, werr
+		}
+		return stats, nil
+	}
+	return w.writeSharded(ctx, parent, series)
+}
+
+// send posts series (holding n samples) in one request.
+func (w *Writer) send(ctx, parent context.Context, series []*seriesSamples, n int) (WriteStats, *WriteError) {
 	var msg any
 	if w.msgType == remote.WriteV2MessageType {
 		msg = buildV2(series)
 	} else {
 		msg = buildV1(series)
 	}
-
-	parent := ctx
-	ctx, cancel := context.WithTimeout(ctx, w.timeout)
-	defer cancel()
 	ctx, ex := withExchange(ctx)
 	rs, err := w.api.Write(ctx, w.msgType, msg)
 	attempts, status, _ := ex.last()
@@ -244,32 +298,141 @@ func (w *Writer) Write(ctx context.Context, samples []Sample) (WriteStats, error
 	return stats, nil
 }
 
+// request is one request of a split Write.
+type request struct {
+	series []*seriesSamples
+	n      int // samples
+	stats  WriteStats
+	err    *WriteError
+	sent   bool // attempted (false: its shard stopped before it)
+}
+
+// writeSharded splits series over w.shards shards by a hash of their labels,
+// each shard's series into requests of at most w.maxSeries, and sends the
+// shards concurrently, each one's requests in order. A shard stops at a
+// request that failed and may succeed later: the requests it did not send
+// then go to WriteError.Retry with the failed one. A request refused for good
+// (4xx) is dropped and the shard goes on.
+func (w *Writer) writeSharded(ctx, parent context.Context, series []*seriesSamples) (WriteStats, error) {
+	shards := make([][]*request, w.shards)
+	for _, s := range series {
+		i := s.labels.Hash() % uint64(w.shards)
+		reqs := shards[i]
+		if len(reqs) == 0 || len(reqs[len(reqs)-1].series) == w.maxSeries {
+			reqs = append(reqs, &request{})
+			shards[i] = reqs
+		}
+		r := reqs[len(reqs)-1]
+		r.series = append(r.series, s)
+		r.n += len(s.points)
+	}
+	var wg sync.WaitGroup
+	for _, reqs := range shards {
+		wg.Go(func() {
+			for _, r := range reqs {
+				r.stats, r.err = w.send(ctx, parent, r.series, r.n)
+				r.sent = true
+				if r.err != nil && (r.err.Retryable || ctx.Err() != nil) {
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+
+	var stats WriteStats
+	var first, firstRetryable *WriteError
+	var retry []Sample
+	failed, skipped, total := 0, 0, 0
+	for _, reqs := range shards {
+		for _, r := range reqs {
+			total++
+			if !r.sent {
+				skipped++
+				stats.add(WriteStats{Series: len(r.series), Failed: r.n})
+				retry = appendSamples(retry, r.series)
+				continue
+			}
+			stats.add(r.stats)
+			if r.err == nil {
+				continue
+			}
+			failed++
+			if first == nil {
+				first = r.err
+			}
+			if r.err.Retryable || (ctx.Err() != nil && r.err.StatusCode == 0) {
+				// Timed out or canceled requests were not refused: they
+				// may be stored by a later attempt.
+				retry = appendSamples(retry, r.series)
+				if firstRetryable == nil && r.err.Retryable {
+					firstRetryable = r.err
+				}
+			}
+		}
+	}
+	if first == nil {
+		return stats, nil
+	}
+	rep := first
+	if firstRetryable != nil {
+		rep = firstRetryable
+	}
+	we := &WriteError{
+		StatusCode: rep.StatusCode,
+		Retryable:  firstRetryable != nil,
+		Attempts:   stats.Attempts,
+		Err:        fmt.Errorf("%d of %d requests failed, %d not sent: %w", failed, total, skipped, rep.Err),
+		Retry:      retry,
+	}
+	for _, reqs := range shards {
+		for _, r := range reqs {
+			if r.err != nil {
+				we.RetryAfter = max(we.RetryAfter, r.err.RetryAfter)
+			}
+		}
+	}
+	return stats, we
+}
+
+// appendSamples appends the samples of series to dst.
+func appendSamples(dst []Sample, series []*seriesSamples) []Sample {
+	for _, s := range series {
+		for _, p := range s.points {
+			dst = append(dst, Sample{Labels: s.labels, T: p.T, V: p.V})
+		}
+	}
+	return dst
+}
+
 type seriesSamples struct {
 	labels labels.Labels
 	points []Point
 }
 
-// groupSamples validates samples and groups them by series, sorted by labels,
-// each series' points sorted by time without duplicates. It returns the
-// number of points left.
+// groupSamples validates samples and groups them by series, in the order
+// each series first appears, each series' points sorted by time without
+// duplicates. It returns the number of points left.
 func groupSamples(samples []Sample, scheme model.ValidationScheme) ([]*seriesSamples, int, error) {
 	byKey := map[string]*seriesSamples{}
+	var out []*seriesSamples
+	var key []byte
 	for _, s := range samples {
 		ls := s.Labels.WithoutEmpty()
-		key := ls.String()
-		g, ok := byKey[key]
+		key = ls.Bytes(key[:0])
+		g, ok := byKey[string(key)]
 		if !ok {
 			if err := validateLabels(ls, scheme); err != nil {
 				return nil, 0, err
 			}
 			g = &seriesSamples{labels: ls}
-			byKey[key] = g
+			byKey[string(key)] = g
+			out = append(out, g)
 		}
 		g.points = append(g.points, Point{T: s.T, V: s.V})
 	}
-	out := make([]*seriesSamples, 0, len(byKey))
 	n := 0
-	for _, g := range byKey {
+	for _, g := range out {
 		slices.SortStableFunc(g.points, func(a, b Point) int { return cmp.Compare(a.T, b.T) })
 		for i := 1; i < len(g.points); i++ {
 			a, b := g.points[i-1], g.points[i]
@@ -279,9 +442,7 @@ func groupSamples(samples []Sample, scheme model.ValidationScheme) ([]*seriesSam
 		}
 		g.points = slices.CompactFunc(g.points, func(a, b Point) bool { return a.T == b.T })
 		n += len(g.points)
-		out = append(out, g)
 	}
-	slices.SortFunc(out, func(a, b *seriesSamples) int { return labels.Compare(a.labels, b.labels) })
 	return out, n, nil
 }
 

@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 )
 
@@ -128,14 +129,19 @@ func TestBacktestFromPrometheus(t *testing.T) {
 		sec, _ := strconv.ParseInt(ts, 10, 64)
 		samples = append(samples, sample{sec + 1800, v})
 	}
-	var queries []string
+	var (
+		mu      sync.Mutex
+		queries []string
+	)
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.URL.Path != "/api/v1/query_range" {
 			http.NotFound(w, r)
 			return
 		}
 		r.ParseForm()
+		mu.Lock()
 		queries = append(queries, r.Form.Get("query"))
+		mu.Unlock()
 		start, _ := strconv.ParseFloat(r.Form.Get("start"), 64)
 		end, _ := strconv.ParseFloat(r.Form.Get("end"), 64)
 		var vals []string
@@ -161,9 +167,11 @@ func TestBacktestFromPrometheus(t *testing.T) {
 	if fromProm != fromFile {
 		t.Errorf("the replay from Prometheus differs from the one from the file (%d and %d bytes)", len(fromProm), len(fromFile))
 	}
+	mu.Lock()
 	if len(queries) == 0 || queries[0] != "sum(rate(taxi_passengers_total[30m])) * 1800" {
 		t.Errorf("queries %q", queries)
 	}
+	mu.Unlock()
 	out, code := kedastral(t, "backtest", "--policy", btPolicy, "--prometheus.url", srv.URL, "--start", "1", "--end", "1000")
 	if code == 0 || !strings.Contains(out, "returned no series") {
 		t.Errorf("empty range: exit %d, %s", code, out)

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -39,6 +40,9 @@ type RemoteWriteFlags struct {
 	URL      string        `name:"url" help:"Remote-write endpoint for kedastral_* series (default: the Prometheus URL + /api/v1/write)."`
 	Protocol string        `name:"protocol" default:"1.0" enum:"1.0,2.0" help:"Remote-write protocol version (${enum}); 2.0 needs Prometheus 2.54 or later."`
 	Timeout  time.Duration `name:"timeout" default:"30s" help:"Upper bound of one remote-write attempt, the client's quick retries included; a cycle waits for its write at most one interval, and the retry buffer tries again later."`
+	// MaxSeriesPerRequest and Shards split a large cycle (promapi.Writer).
+	MaxSeriesPerRequest int `name:"max-series-per-request" default:"2000" help:"Series per remote-write request; a cycle with more is split into several requests, each series in one of them. 0 sends every cycle in one request."`
+	Shards              int `name:"shards" default:"4" help:"Requests of a split cycle in flight at once; each series always goes to the same shard (hash of its labels), which sends its requests in order."`
 	// QueueMaxSamples bounds the retry buffer (promapi.Queue).
 	QueueMaxSamples int `name:"queue.max-samples" default:"100000" help:"Samples kept for retry while remote write fails (5xx, 429, timeouts); beyond it the oldest cycles are dropped and counted."`
 }
@@ -87,6 +91,12 @@ func (c *ForecasterCmd) Validate() error {
 	if err := policy.ValidateURL(c.RemoteWrite.URL); err != nil {
 		return fmt.Errorf("--remote-write.url: %w", err)
 	}
+	if c.RemoteWrite.MaxSeriesPerRequest < 0 {
+		return fmt.Errorf("--remote-write.max-series-per-request must not be negative, got %d", c.RemoteWrite.MaxSeriesPerRequest)
+	}
+	if c.RemoteWrite.Shards < 1 {
+		return fmt.Errorf("--remote-write.shards must be positive, got %d", c.RemoteWrite.Shards)
+	}
 	if c.RemoteWrite.QueueMaxSamples <= 0 {
 		return fmt.Errorf("--remote-write.queue.max-samples must be positive, got %d", c.RemoteWrite.QueueMaxSamples)
 	}
@@ -118,6 +128,9 @@ func (c *ForecasterCmd) Run(logger log.Logger) error {
 		Protocol:         c.RemoteWrite.Protocol,
 		Timeout:          c.RemoteWrite.Timeout,
 		Logger:           log.With(logger, "component", "remote_write"),
+		// 0 on the command line means no limit, -1 in WriterConfig.
+		MaxSeriesPerRequest: cmp.Or(c.RemoteWrite.MaxSeriesPerRequest, -1),
+		Shards:              c.RemoteWrite.Shards,
 	})
 	if err != nil {
 		return fmt.Errorf("remote write: %w", err)
