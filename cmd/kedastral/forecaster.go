@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
 	"net/http"
 	"net/url"
 	"os"
@@ -17,9 +18,6 @@ import (
 	"github.com/go-kit/log"
 	"github.com/go-kit/log/level"
 	"github.com/oklog/run"
-	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/client_golang/prometheus/collectors"
-	versioncollector "github.com/prometheus/client_golang/prometheus/collectors/version"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"github.com/prometheus/common/config"
 	"github.com/prometheus/common/version"
@@ -114,12 +112,7 @@ func defaultRemoteWriteURL(promURL string) string {
 
 // Run runs the forecaster until SIGINT or SIGTERM.
 func (c *ForecasterCmd) Run(logger log.Logger) error {
-	reg := prometheus.NewRegistry()
-	reg.MustRegister(
-		versioncollector.NewCollector("kedastral"),
-		collectors.NewGoCollector(),
-		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
-	)
+	reg := newRegistry()
 	level.Info(logger).Log("msg", "starting kedastral forecaster", "version", version.Info(), "build_context", version.BuildContext())
 
 	writer, err := promapi.NewWriter(promapi.WriterConfig{
@@ -184,6 +177,11 @@ func (c *ForecasterCmd) Run(logger log.Logger) error {
 	}
 	if err := reload(); err != nil && len(mgr.Status()) == 0 {
 		return err
+	}
+
+	webLis, err := net.Listen("tcp", c.Web.ListenAddress)
+	if err != nil {
+		return fmt.Errorf("--web.listen-address: %w", err)
 	}
 
 	var g run.Group
@@ -260,18 +258,7 @@ func (c *ForecasterCmd) Run(logger log.Logger) error {
 			fmt.Fprintln(w, "configuration reloaded")
 		})
 		mux.Handle("/", mgr.StatusHandler(version.Version))
-		srv := &http.Server{Addr: c.Web.ListenAddress, Handler: mux, ReadHeaderTimeout: 10 * time.Second}
-		g.Add(func() error {
-			level.Info(logger).Log("msg", "listening", "address", c.Web.ListenAddress)
-			if err := srv.ListenAndServe(); err != nil && !errors.Is(err, http.ErrServerClosed) {
-				return fmt.Errorf("web server: %w", err)
-			}
-			return nil
-		}, func(error) {
-			sctx, scancel := context.WithTimeout(context.Background(), 5*time.Second)
-			defer scancel()
-			_ = srv.Shutdown(sctx)
-		})
+		addWebServer(&g, logger, webLis, mux)
 	}
 	return g.Run()
 }

@@ -13,11 +13,7 @@ import (
 	"github.com/go-kit/log"
 	"github.com/go-kit/log/level"
 	"github.com/oklog/run"
-	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/client_golang/prometheus/collectors"
-	versioncollector "github.com/prometheus/client_golang/prometheus/collectors/version"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
-	"github.com/prometheus/common/config"
 	"github.com/prometheus/common/version"
 
 	"github.com/kedastral/kedastral/engine/policy"
@@ -90,21 +86,12 @@ func (c *ScalerCmd) Run(logger log.Logger) error {
 // run runs the scaler until ctx ends. ready, when not nil, receives the gRPC
 // and web addresses once both listen.
 func (c *ScalerCmd) run(ctx context.Context, logger log.Logger, ready func(grpcAddr, webAddr net.Addr)) error {
-	reg := prometheus.NewRegistry()
-	reg.MustRegister(
-		versioncollector.NewCollector("kedastral"),
-		collectors.NewGoCollector(),
-		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
-	)
+	reg := newRegistry()
 	level.Info(logger).Log("msg", "starting kedastral scaler", "version", version.Info(), "build_context", version.BuildContext())
 
-	httpCfg := config.DefaultHTTPClientConfig
-	if c.Prometheus.HTTPConfigFile != "" {
-		cfg, _, err := config.LoadHTTPConfigFile(c.Prometheus.HTTPConfigFile)
-		if err != nil {
-			return fmt.Errorf("--prometheus.http-config-file: %w", err)
-		}
-		httpCfg = *cfg
+	httpCfg, err := loadHTTPConfig("--prometheus.http-config-file", c.Prometheus.HTTPConfigFile)
+	if err != nil {
+		return err
 	}
 	client, err := promapi.NewClient(promapi.ClientConfig{
 		URL:              c.Prometheus.URL,
@@ -154,21 +141,10 @@ func (c *ScalerCmd) run(ctx context.Context, logger log.Logger, ready func(grpcA
 	mux.HandleFunc("/-/ready", func(w http.ResponseWriter, _ *http.Request) {
 		fmt.Fprintln(w, "Kedastral scaler is Ready.")
 	})
-	web := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
 
 	var g run.Group
 	g.Add(func() error { return srv.Run(context.Background()) }, func(error) { srv.Stop() })
-	g.Add(func() error {
-		level.Info(logger).Log("msg", "listening", "address", webLis.Addr())
-		if err := web.Serve(webLis); err != nil && !errors.Is(err, http.ErrServerClosed) {
-			return fmt.Errorf("web server: %w", err)
-		}
-		return nil
-	}, func(error) {
-		sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		_ = web.Shutdown(sctx)
-	})
+	addWebServer(&g, logger, webLis, mux)
 	{
 		ctx, cancel := context.WithCancel(ctx)
 		g.Add(func() error {
