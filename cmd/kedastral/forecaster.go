@@ -19,7 +19,6 @@ import (
 	"github.com/go-kit/log/level"
 	"github.com/oklog/run"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
-	"github.com/prometheus/common/config"
 	"github.com/prometheus/common/version"
 
 	"github.com/kedastral/kedastral/engine/forecast"
@@ -29,15 +28,17 @@ import (
 
 // PrometheusFlags are the --prometheus.* flags: the default store to read.
 type PrometheusFlags struct {
-	URL     string        `name:"url" default:"http://localhost:9090" help:"Base URL of the Prometheus-compatible query API used by policies without a dataSourceRef."`
-	Timeout time.Duration `name:"timeout" default:"1m" help:"Timeout of one query request."`
+	URL            string        `name:"url" default:"http://localhost:9090" help:"Base URL of the Prometheus-compatible query API used by policies without a dataSourceRef."`
+	Timeout        time.Duration `name:"timeout" default:"1m" help:"Timeout of one query request."`
+	HTTPConfigFile string        `name:"http-config-file" type:"existingfile" help:"File with Prometheus' HTTP client configuration (authorization, basic_auth, tls_config, proxy, http_headers) for --prometheus.url; also used for remote write when --remote-write.url is not set."`
 }
 
 // RemoteWriteFlags are the --remote-write.* flags.
 type RemoteWriteFlags struct {
-	URL      string        `name:"url" help:"Remote-write endpoint for kedastral_* series (default: the Prometheus URL + /api/v1/write)."`
-	Protocol string        `name:"protocol" default:"1.0" enum:"1.0,2.0" help:"Remote-write protocol version (${enum}); 2.0 needs Prometheus 2.54 or later."`
-	Timeout  time.Duration `name:"timeout" default:"30s" help:"Upper bound of one remote-write attempt, the client's quick retries included; a cycle waits for its write at most one interval, and the retry buffer tries again later."`
+	URL            string        `name:"url" help:"Remote-write endpoint for kedastral_* series (default: the Prometheus URL + /api/v1/write)."`
+	HTTPConfigFile string        `name:"http-config-file" type:"existingfile" help:"File with Prometheus' HTTP client configuration for --remote-write.url, e.g. http_headers with X-Scope-OrgID for Mimir (default: --prometheus.http-config-file when --remote-write.url is not set)."`
+	Protocol       string        `name:"protocol" default:"1.0" enum:"1.0,2.0" help:"Remote-write protocol version (${enum}); 2.0 needs Prometheus 2.54 or later."`
+	Timeout        time.Duration `name:"timeout" default:"30s" help:"Upper bound of one remote-write attempt, the client's quick retries included; a cycle waits for its write at most one interval, and the retry buffer tries again later."`
 	// MaxSeriesPerRequest and Shards split a large cycle (promapi.Writer).
 	MaxSeriesPerRequest int `name:"max-series-per-request" default:"2000" help:"Series per remote-write request; a cycle with more is split into several requests, each series in one of them. 0 sends every cycle in one request."`
 	Shards              int `name:"shards" default:"4" help:"Requests of a split cycle in flight at once; each series always goes to the same shard (hash of its labels), which sends its requests in order."`
@@ -85,6 +86,10 @@ func (c *ForecasterCmd) Validate() error {
 	}
 	if c.RemoteWrite.URL == "" {
 		c.RemoteWrite.URL = defaultRemoteWriteURL(c.Prometheus.URL)
+		// Writing to the same server: the same credentials.
+		if c.RemoteWrite.HTTPConfigFile == "" {
+			c.RemoteWrite.HTTPConfigFile = c.Prometheus.HTTPConfigFile
+		}
 	}
 	if err := policy.ValidateURL(c.RemoteWrite.URL); err != nil {
 		return fmt.Errorf("--remote-write.url: %w", err)
@@ -115,9 +120,17 @@ func (c *ForecasterCmd) Run(logger log.Logger) error {
 	reg := newRegistry()
 	level.Info(logger).Log("msg", "starting kedastral forecaster", "version", version.Info(), "build_context", version.BuildContext())
 
+	queryHTTP, err := loadHTTPConfig("--prometheus.http-config-file", c.Prometheus.HTTPConfigFile)
+	if err != nil {
+		return err
+	}
+	writeHTTP, err := loadHTTPConfig("--remote-write.http-config-file", c.RemoteWrite.HTTPConfigFile)
+	if err != nil {
+		return err
+	}
 	writer, err := promapi.NewWriter(promapi.WriterConfig{
 		URL:              c.RemoteWrite.URL,
-		HTTPClientConfig: config.DefaultHTTPClientConfig,
+		HTTPClientConfig: writeHTTP,
 		Protocol:         c.RemoteWrite.Protocol,
 		Timeout:          c.RemoteWrite.Timeout,
 		Logger:           log.With(logger, "component", "remote_write"),
@@ -138,7 +151,7 @@ func (c *ForecasterCmd) Run(logger log.Logger) error {
 		return fmt.Errorf("remote write: %w", err)
 	}
 	queriers := &querierCache{defaults: promapi.ClientConfig{
-		URL: c.Prometheus.URL, HTTPClientConfig: config.DefaultHTTPClientConfig, Timeout: c.Prometheus.Timeout,
+		URL: c.Prometheus.URL, HTTPClientConfig: queryHTTP, Timeout: c.Prometheus.Timeout,
 	}}
 	mgr, err := forecast.NewManager(forecast.Options{
 		Logger:     logger,

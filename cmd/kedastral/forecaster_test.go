@@ -221,3 +221,95 @@ func TestForecasterBadStart(t *testing.T) {
 		})
 	}
 }
+
+// TestForecasterHTTPConfigFile runs the forecaster against a Prometheus that
+// requires basic auth: with --prometheus.http-config-file it reads and (by
+// default with the same credentials) writes; the password never shows.
+func TestForecasterHTTPConfigFile(t *testing.T) {
+	promtest.RequireBinaries(t)
+	const (
+		user     = "kedastral"
+		password = "k3dastral-secret"
+		// bcrypt (cost 4) of password, for Prometheus' basic_auth_users.
+		hash = "$2a$04$4I.ZXVNW5I9JLyMQL2O08.brlxl4QQ1SrN7pTW4Sy9DV98RTqOWhu"
+	)
+	dir := t.TempDir()
+	now := time.Now().Truncate(time.Minute)
+	s := promtest.Series{Name: "app_load", Labels: labels.FromStrings("job", "api")}
+	for i := 120; i >= 0; i-- {
+		s.Points = append(s.Points, promtest.Point{T: now.Add(-time.Duration(i) * time.Minute).UnixMilli(), V: 42})
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	if err := promtest.CreateBlocks(ctx, dir, []promtest.Series{s}); err != nil {
+		t.Fatal(err)
+	}
+	prom := promtest.StartInT(t, dir, promtest.Options{WebConfig: fmt.Sprintf("basic_auth_users:\n  %s: %s\n", user, hash)})
+
+	cfgDir := t.TempDir()
+	cfg := filepath.Join(cfgDir, "policies.yaml")
+	if err := os.WriteFile(cfg, []byte(fmt.Sprintf(policyTmpl, "api", 50)), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	pwFile := filepath.Join(cfgDir, "password")
+	httpCfg := filepath.Join(cfgDir, "http.yaml")
+	if err := os.WriteFile(pwFile, []byte(password), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(httpCfg, []byte(fmt.Sprintf("basic_auth:\n  username: %s\n  password_file: %s\n", user, pwFile)), 0o600); err != nil {
+		t.Fatal(err)
+	}
+
+	for _, tc := range []struct {
+		name  string
+		extra []string
+		ok    bool
+	}{
+		{"without credentials", nil, false},
+		{"with --prometheus.http-config-file", []string{"--prometheus.http-config-file=" + httpCfg}, true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			web := freeAddr(t)
+			var logs bytes.Buffer
+			args := append([]string{"forecaster", "--config.file=" + cfg, "--prometheus.url=" + prom.URL(), "--web.listen-address=" + web}, tc.extra...)
+			cmd := exec.Command(binary, args...)
+			cmd.Stdout, cmd.Stderr = &logs, &logs
+			if err := cmd.Start(); err != nil {
+				t.Fatal(err)
+			}
+			defer func() {
+				_ = cmd.Process.Signal(syscall.SIGTERM)
+				_ = cmd.Wait()
+				if strings.Contains(logs.String(), password) {
+					t.Error("the log shows the password")
+				}
+				if t.Failed() {
+					t.Logf("forecaster log:\n%s", logs.String())
+				}
+			}()
+			body := eventually(t, 30*time.Second, "a first cycle", func() (string, bool) {
+				_, body := get(t, "http://"+web+"/api/v1/policies")
+				return body, strings.Contains(body, `"lastCycle"`)
+			})
+			if tc.ok {
+				if strings.Contains(body, `"lastError"`) {
+					t.Fatalf("cycle failed with credentials: %s", body)
+				}
+				// Written with the same credentials: read back with them.
+				req, _ := http.NewRequest(http.MethodGet, prom.URL()+"/api/v1/query?query=kedastral_desired_replicas", nil)
+				req.SetBasicAuth(user, password)
+				resp, err := http.DefaultClient.Do(req)
+				if err != nil {
+					t.Fatal(err)
+				}
+				b, _ := io.ReadAll(resp.Body)
+				resp.Body.Close()
+				if !strings.Contains(string(b), `"policy":"api"`) {
+					t.Errorf("kedastral_desired_replicas not written: %s", b)
+				}
+			} else if !strings.Contains(body, "401") {
+				t.Errorf("without credentials the status should show the 401: %s", body)
+			}
+		})
+	}
+}
