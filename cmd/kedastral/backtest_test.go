@@ -1,17 +1,19 @@
 package main
 
 import (
+	"context"
 	"encoding/csv"
 	"encoding/json"
-	"fmt"
-	"net/http"
-	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
+	"time"
+
+	"github.com/prometheus/prometheus/model/labels"
+
+	"github.com/kedastral/kedastral/promapi/promtest"
 )
 
 const (
@@ -111,68 +113,73 @@ func TestBacktestErrors(t *testing.T) {
 }
 
 // TestBacktestFromPrometheus reads the history with the policy's query from
-// a Prometheus HTTP API (a fake that serves the NYC taxi trace, each row as
-// the sample at the end of its step) and checks that the result is the one
-// of the trace file.
+// a real Prometheus holding the NYC taxi trace (each row as the sample at the
+// end of its step, as a rate is stamped) and checks that the replay is the
+// one of the trace file, byte for byte.
 func TestBacktestFromPrometheus(t *testing.T) {
+	promtest.RequireBinaries(t)
 	raw, err := os.ReadFile(btTrace)
 	if err != nil {
 		t.Fatal(err)
 	}
-	type sample struct {
-		t int64
-		v string
+	// The last ten days: promtool writes a block per two hours, and months of
+	// them make a slow start.
+	rows := strings.Split(strings.TrimSpace(string(raw)), "\n")
+	rows = append(rows[:1], rows[len(rows)-10*48:]...)
+	trace := filepath.Join(t.TempDir(), "taxi.csv")
+	if err := os.WriteFile(trace, []byte(strings.Join(rows, "\n")+"\n"), 0o644); err != nil {
+		t.Fatal(err)
 	}
-	var samples []sample
-	for _, line := range strings.Split(strings.TrimSpace(string(raw)), "\n")[1:] {
+	series := promtest.Series{Name: "taxi_passengers", Labels: labels.FromStrings("city", "nyc")}
+	for _, line := range rows[1:] {
 		ts, v, _ := strings.Cut(line, ",")
-		sec, _ := strconv.ParseInt(ts, 10, 64)
-		samples = append(samples, sample{sec + 1800, v})
+		sec, err := strconv.ParseInt(ts, 10, 64)
+		if err != nil {
+			t.Fatal(err)
+		}
+		f, err := strconv.ParseFloat(v, 64)
+		if err != nil {
+			t.Fatal(err)
+		}
+		series.Points = append(series.Points, promtest.Point{T: (sec + 1800) * 1000, V: f})
 	}
-	var (
-		mu      sync.Mutex
-		queries []string
-	)
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if r.URL.Path != "/api/v1/query_range" {
-			http.NotFound(w, r)
-			return
-		}
-		r.ParseForm()
-		mu.Lock()
-		queries = append(queries, r.Form.Get("query"))
-		mu.Unlock()
-		start, _ := strconv.ParseFloat(r.Form.Get("start"), 64)
-		end, _ := strconv.ParseFloat(r.Form.Get("end"), 64)
-		var vals []string
-		for _, s := range samples {
-			if float64(s.t) >= start && float64(s.t) <= end {
-				vals = append(vals, fmt.Sprintf(`[%d,"%s"]`, s.t, s.v))
-			}
-		}
-		fmt.Fprintf(w, `{"status":"success","data":{"resultType":"matrix","result":[{"metric":{},"values":[%s]}]}}`, strings.Join(vals, ","))
-	}))
-	defer srv.Close()
+	dir := t.TempDir()
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	if err := promtest.CreateBlocks(ctx, dir, []promtest.Series{series}); err != nil {
+		t.Fatal(err)
+	}
+	// The trace is from 2015: keep it.
+	prom := promtest.StartInT(t, dir, promtest.Options{ExtraArgs: []string{"--storage.tsdb.retention.time=100y"}})
 
-	fromFile, code := kedastral(t, "backtest", "--policy", btPolicy, "--trace", btTrace, "--output", "csv")
+	// The example policy with a query for the loaded gauge.
+	pol, err := os.ReadFile(btPolicy)
+	if err != nil {
+		t.Fatal(err)
+	}
+	policyFile := filepath.Join(t.TempDir(), "policy.yaml")
+	if err := os.WriteFile(policyFile, []byte(strings.Replace(string(pol),
+		"query: sum(rate(taxi_passengers_total[30m])) * 1800", `query: sum(taxi_passengers{city="nyc"})`, 1)), 0o644); err != nil {
+		t.Fatal(err)
+	}
+
+	fromFile, code := kedastral(t, "backtest", "--policy", policyFile, "--trace", trace, "--output", "csv")
 	if code != 0 {
 		t.Fatal(fromFile)
 	}
-	first, last := samples[0].t, samples[len(samples)-1].t
-	fromProm, code := kedastral(t, "backtest", "--policy", btPolicy, "--prometheus.url", srv.URL, "--output", "csv",
+	first, last := series.Points[0].T/1000, series.Points[len(series.Points)-1].T/1000
+	fromProm, code := kedastral(t, "backtest", "--policy", policyFile, "--prometheus.url", prom.URL(), "--output", "csv",
 		"--start", strconv.FormatInt(first, 10), "--end", strconv.FormatInt(last, 10))
 	if code != 0 {
 		t.Fatal(fromProm)
 	}
+	if n := strings.Count(fromFile, "\n"); n != 10*48+1 {
+		t.Errorf("the replay has %d lines, want a header and %d rows", n, 10*48)
+	}
 	if fromProm != fromFile {
 		t.Errorf("the replay from Prometheus differs from the one from the file (%d and %d bytes)", len(fromProm), len(fromFile))
 	}
-	mu.Lock()
-	if len(queries) == 0 || queries[0] != "sum(rate(taxi_passengers_total[30m])) * 1800" {
-		t.Errorf("queries %q", queries)
-	}
-	mu.Unlock()
-	out, code := kedastral(t, "backtest", "--policy", btPolicy, "--prometheus.url", srv.URL, "--start", "1", "--end", "1000")
+	out, code := kedastral(t, "backtest", "--policy", policyFile, "--prometheus.url", prom.URL(), "--start", "1", "--end", "1000")
 	if code == 0 || !strings.Contains(out, "returned no series") {
 		t.Errorf("empty range: exit %d, %s", code, out)
 	}
