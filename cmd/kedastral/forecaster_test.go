@@ -2,7 +2,6 @@ package main
 
 import (
 	"bytes"
-	"context"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -15,8 +14,6 @@ import (
 	"syscall"
 	"testing"
 	"time"
-
-	"github.com/prometheus/prometheus/model/labels"
 
 	"github.com/kedastral/kedastral/promapi/promtest"
 )
@@ -72,19 +69,7 @@ func eventually(t *testing.T, limit time.Duration, what string, f func() (string
 // TestForecasterBinary runs `kedastral forecaster` as a user would, against a
 // real Prometheus, and checks what it serves and writes, and its reloads.
 func TestForecasterBinary(t *testing.T) {
-	promtest.RequireBinaries(t)
-	dir := t.TempDir()
-	now := time.Now().Truncate(time.Minute)
-	s := promtest.Series{Name: "app_load", Labels: labels.FromStrings("job", "api")}
-	for i := 180; i >= 0; i-- {
-		s.Points = append(s.Points, promtest.Point{T: now.Add(-time.Duration(i) * time.Minute).UnixMilli(), V: 42})
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-	defer cancel()
-	if err := promtest.CreateBlocks(ctx, dir, []promtest.Series{s}); err != nil {
-		t.Fatal(err)
-	}
-	prom := promtest.StartInT(t, dir, promtest.Options{})
+	prom := promtest.StartInT(t, loadHistory(t), promtest.Options{})
 
 	cfg := filepath.Join(t.TempDir(), "policies.yaml")
 	writeCfg := func(content string) {
@@ -233,18 +218,7 @@ func TestForecasterHTTPConfigFile(t *testing.T) {
 		// bcrypt (cost 4) of password, for Prometheus' basic_auth_users.
 		hash = "$2a$04$4I.ZXVNW5I9JLyMQL2O08.brlxl4QQ1SrN7pTW4Sy9DV98RTqOWhu"
 	)
-	dir := t.TempDir()
-	now := time.Now().Truncate(time.Minute)
-	s := promtest.Series{Name: "app_load", Labels: labels.FromStrings("job", "api")}
-	for i := 120; i >= 0; i-- {
-		s.Points = append(s.Points, promtest.Point{T: now.Add(-time.Duration(i) * time.Minute).UnixMilli(), V: 42})
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-	defer cancel()
-	if err := promtest.CreateBlocks(ctx, dir, []promtest.Series{s}); err != nil {
-		t.Fatal(err)
-	}
-	prom := promtest.StartInT(t, dir, promtest.Options{WebConfig: fmt.Sprintf("basic_auth_users:\n  %s: %s\n", user, hash)})
+	prom := promtest.StartInT(t, loadHistory(t), promtest.Options{WebConfig: fmt.Sprintf("basic_auth_users:\n  %s: %s\n", user, hash)})
 
 	cfgDir := t.TempDir()
 	cfg := filepath.Join(cfgDir, "policies.yaml")

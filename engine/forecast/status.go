@@ -3,11 +3,15 @@ package forecast
 import (
 	"encoding/json"
 	"html/template"
+	"maps"
 	"net/http"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/prometheus/prometheus/model/labels"
 )
 
 // StatusHandler serves the status page: HTML at "/" and JSON at
@@ -44,18 +48,7 @@ var statusTemplate = template.Must(template.New("status").Funcs(template.FuncMap
 		}
 		return now.Sub(t).Truncate(time.Second).String() + " ago"
 	},
-	"labels": func(m map[string]string) string {
-		keys := make([]string, 0, len(m))
-		for k := range m {
-			keys = append(keys, k)
-		}
-		sort.Strings(keys)
-		parts := make([]string, 0, len(keys))
-		for _, k := range keys {
-			parts = append(parts, k+`="`+m[k]+`"`)
-		}
-		return "{" + strings.Join(parts, ", ") + "}"
-	},
+	"labels": func(m map[string]string) string { return labels.FromMap(m).String() },
 	"aheads": func(m map[string]float64) string {
 		keys := make([]string, 0, len(m))
 		for k := range m {
@@ -76,13 +69,8 @@ var statusTemplate = template.Must(template.New("status").Funcs(template.FuncMap
 	"deref": func(p *float64) float64 { return *p },
 	// models lists the models answering and their series counts: "holtwinters: 3, seasonal: 1".
 	"models": func(m map[string]int) string {
-		keys := make([]string, 0, len(m))
-		for k := range m {
-			keys = append(keys, k)
-		}
-		sort.Strings(keys)
-		parts := make([]string, 0, len(keys))
-		for _, k := range keys {
+		parts := make([]string, 0, len(m))
+		for _, k := range slices.Sorted(maps.Keys(m)) {
 			parts = append(parts, k+": "+strconv.Itoa(m[k]))
 		}
 		return strings.Join(parts, ", ")
