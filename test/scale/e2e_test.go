@@ -56,10 +56,12 @@ func TestEndToEndVictoriaMetrics(t *testing.T) {
 // and answers KEDA's GetMetrics, and calls a forecast stale once the
 // forecaster is gone.
 func endToEnd(t *testing.T, b backend) {
-	stopForecaster := start(t, "forecaster", binary, "forecaster",
-		"--config.file="+writePolicy(t),
-		"--prometheus.url="+b.url, "--remote-write.url="+b.remoteWriteURL,
-		"--web.listen-address="+freeAddr(t), "--log.level=debug")
+	policyFile := writePolicy(t)
+	_, stopForecaster := startOnFreePorts(t, "forecaster", binary, 1, func(a []string) []string {
+		return []string{"forecaster", "--config.file=" + policyFile,
+			"--prometheus.url=" + b.url, "--remote-write.url=" + b.remoteWriteURL,
+			"--web.listen-address=" + a[0], "--log.level=debug"}
+	})
 	eventually(t, 60*time.Second, "kedastral_desired_replicas of every deployment in "+b.name, func() (string, bool) {
 		v, body := instant(t, b.url, `kedastral_desired_replicas{policy="fleet"}`)
 		if len(v) != len(e2eDesired) {
@@ -73,9 +75,11 @@ func endToEnd(t *testing.T, b backend) {
 		return body, true
 	})
 
-	grpcAddr, web := freeAddr(t), freeAddr(t)
-	start(t, "scaler", binary, "scaler", "--prometheus.url="+b.url,
-		"--grpc.listen-address="+grpcAddr, "--web.listen-address="+web, "--cache.ttl=0s")
+	addrs, _ := startOnFreePorts(t, "scaler", binary, 2, func(a []string) []string {
+		return []string{"scaler", "--prometheus.url=" + b.url,
+			"--grpc.listen-address=" + a[0], "--web.listen-address=" + a[1], "--cache.ttl=0s"}
+	})
+	grpcAddr, web := addrs[0], addrs[1]
 	eventually(t, 30*time.Second, "ready scaler", func() (string, bool) {
 		code, body := get(t, "http://"+web+"/-/ready")
 		return body, code == 200

@@ -15,6 +15,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strings"
 	"sync"
 	"syscall"
 	"testing"
@@ -73,14 +74,47 @@ func (s *safeBuffer) String() string {
 // failed.
 func start(t *testing.T, name, bin string, args ...string) (stop func()) {
 	t.Helper()
-	var logs safeBuffer
+	stop, _, _ = startProc(t, name, bin, args...)
+	return stop
+}
+
+// startOnFreePorts starts the binary with the arguments args builds from n
+// free loopback addresses, and starts it again on new ones when another
+// process took one of them between the test's pick and the binary's bind
+// (at most 3 tries). It returns the addresses in use and the stop function.
+func startOnFreePorts(t *testing.T, name, bin string, n int, args func(addrs []string) []string) ([]string, func()) {
+	t.Helper()
+	for try := 1; ; try++ {
+		addrs := make([]string, n)
+		for i := range addrs {
+			addrs[i] = freeAddr(t)
+		}
+		stop, done, logs := startProc(t, name, bin, args(addrs)...)
+		select {
+		case <-done:
+			if strings.Contains(logs.String(), "address already in use") && try < 3 {
+				stop()
+				continue
+			}
+			t.Fatalf("%s exited at start:\n%s", name, logs.String())
+		case <-time.After(2 * time.Second):
+		}
+		return addrs, stop
+	}
+}
+
+// startProc is start that also returns a channel closed when the process
+// has exited, and its output.
+func startProc(t *testing.T, name, bin string, args ...string) (stop func(), done <-chan struct{}, logs *safeBuffer) {
+	t.Helper()
+	logs = &safeBuffer{}
 	cmd := exec.Command(bin, args...)
-	cmd.Stdout, cmd.Stderr = &logs, &logs
+	cmd.Stdout, cmd.Stderr = logs, logs
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	exited := make(chan error, 1)
-	go func() { exited <- cmd.Wait() }()
+	exited := make(chan struct{})
+	go func() { _ = cmd.Wait(); close(exited) }()
 	var once sync.Once
 	stop = func() {
 		once.Do(func() {
@@ -104,7 +138,7 @@ func start(t *testing.T, name, bin string, args ...string) (stop func()) {
 			t.Logf("%s log:\n%s", name, out)
 		}
 	})
-	return stop
+	return stop, exited, logs
 }
 
 func get(t *testing.T, u string) (int, string) {

@@ -31,11 +31,12 @@ func TestShardedForecasters(t *testing.T) {
 	}
 	webs := make([]string, shards)
 	for i := range shards {
-		webs[i] = freeAddr(t)
-		start(t, fmt.Sprintf("forecaster %d", i), binary, "forecaster",
-			"--config.file="+cfg, "--prometheus.url="+b.url,
-			"--web.listen-address="+webs[i],
-			"--shard.count="+strconv.Itoa(shards), "--shard.index="+strconv.Itoa(i))
+		addrs, _ := startOnFreePorts(t, fmt.Sprintf("forecaster %d", i), binary, 1, func(a []string) []string {
+			return []string{"forecaster", "--config.file=" + cfg, "--prometheus.url=" + b.url,
+				"--web.listen-address=" + a[0],
+				"--shard.count=" + strconv.Itoa(shards), "--shard.index=" + strconv.Itoa(i)}
+		})
+		webs[i] = addrs[0]
 	}
 
 	eventually(t, 60*time.Second, "every series in Prometheus", func() (string, bool) {
