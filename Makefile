@@ -1,6 +1,10 @@
 # Kedastral's build. `make help` lists the targets.
 
 GO      ?= go
+# go.mod asks for Go 1.26.11 (standard-library security fixes). A machine whose
+# Go is older and set to GOTOOLCHAIN=local (Debian's and this project's CI are)
+# would refuse; auto lets the go command fetch go1.26.11 from the module proxy.
+export GOTOOLCHAIN ?= auto
 PKG     := github.com/kedastral/kedastral
 VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 REV     := $(shell git rev-parse HEAD 2>/dev/null)
@@ -24,7 +28,7 @@ build: ## Build and install the kedastral binary into $(go env GOPATH)/bin.
 .PHONY: test
 test: lint ## Run every test, KEDA's conformance module included (see .ci/run for what they need).
 	$(GO) test -count=1 -timeout 30m ./...
-	$(MAKE) fuzz-short test-keda test-deploy
+	$(MAKE) fuzz-short test-keda test-deploy vuln
 
 FUZZTIME ?= 5000x
 FUZZ_TARGETS := engine/policy:FuzzParse engine/scaler:FuzzParseMetadata engine/trace:FuzzRead \
