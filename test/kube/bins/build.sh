@@ -15,7 +15,13 @@ mkdir -p "$dir"
 export CGO_ENABLED=0 GOFLAGS=-mod=mod
 if [ ! -x "$dir/kube-apiserver" ]; then
   echo "building kube-apiserver $k8s into $dir (once per machine)" >&2
-  (cd "$here/apiserver" && go build -trimpath -ldflags=-s -o "$dir/kube-apiserver.tmp" k8s.io/kubernetes/cmd/kube-apiserver)
+  # The version the API server reports (/version, helm's kubeVersion checks)
+  # comes from ldflags, as in Kubernetes' own build.
+  minor="${k8s#v1.}"; minor="${minor%%.*}"
+  v=k8s.io/component-base/version
+  (cd "$here/apiserver" && go build -trimpath \
+    -ldflags="-s -X $v.gitVersion=$k8s -X $v.gitMajor=1 -X $v.gitMinor=$minor -X $v.gitTreeState=clean" \
+    -o "$dir/kube-apiserver.tmp" k8s.io/kubernetes/cmd/kube-apiserver)
   mv "$dir/kube-apiserver.tmp" "$dir/kube-apiserver"
 fi
 if [ ! -x "$dir/etcd" ]; then
