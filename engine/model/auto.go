@@ -172,10 +172,13 @@ func (a *auto) Forecast(ctx context.Context, h History, n int) ([]float64, error
 				}
 			}
 		}
-		a.second[j] = sec
-		if sec >= 0 {
+		if sec >= 0 && finite(a.outs[sec][j]) && finite(out[j]) {
 			out[j] = (out[j] + a.outs[sec][j]) / 2
+		} else {
+			// A part's bad value must not spoil the leader's answer.
+			sec = -1
 		}
+		a.second[j] = sec
 	}
 	return out, nil
 }

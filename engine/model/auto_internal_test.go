@@ -49,6 +49,24 @@ func TestAutoCombination(t *testing.T) {
 			}
 		}
 	}
+	// A part that starts answering NaN (a fault no built-in part shows on
+	// demand, hence the wrapper) must not spoil the answer: the leader
+	// answers alone where the runner-up has no finite value.
+	s0 := a.second[0]
+	a.models[s0].inner = nanModel{a.models[s0].inner}
+	v = append(v, v[len(v)-288])
+	out, err = a.Forecast(context.Background(), History{Start: t0, Step: step, Values: v}, n)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for j := range n {
+		if !finite(out[j]) {
+			t.Fatalf("horizon %d: %v after the runner-up %s answered NaN", j+1, out[j], autoModels[s0])
+		}
+		if a.chosen[j] != s0 && a.second[j] == s0 {
+			t.Errorf("horizon %d: the NaN part %s still averaged in", j+1, autoModels[s0])
+		}
+	}
 	// Before any loss is known the leader answers alone.
 	fresh, _ := New(Auto, Config{Step: step, Quantile: 0.8})
 	if _, err := fresh.Forecast(context.Background(), History{Start: t0, Step: step, Values: v[:3*288]}, n); err != nil {
@@ -57,4 +75,16 @@ func TestAutoCombination(t *testing.T) {
 	if _, runner := fresh.(*auto).Combined(1); runner != "" {
 		t.Errorf("no loss known yet, runner-up %s", runner)
 	}
+}
+
+// nanModel answers NaN wherever its model answers.
+type nanModel struct{ Model }
+
+func (m nanModel) Forecast(ctx context.Context, h History, n int) ([]float64, error) {
+	f, err := m.Model.Forecast(ctx, h, n)
+	out := make([]float64, len(f))
+	for i := range out {
+		out[i] = math.NaN()
+	}
+	return out, err
 }
