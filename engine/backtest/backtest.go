@@ -224,6 +224,10 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 	for _, m := range methods {
 		desired[m] = make([]int32, n)
 	}
+	// Reactive KEDA hands the HPA the observed value itself (target
+	// targetPerPod), so the HPA's tolerance applies to observed /
+	// (targetPerPod × current), not to the rounded count.
+	reactiveLoad := nanSlice(n)
 	// preds[method][k][j] is the forecast for row j at Ahead[k].
 	fmethods := []string{Kedastral, Naive, SeasonalNaive, PredictLinear}
 	preds := map[string][][]float64{}
@@ -285,6 +289,7 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 
 		// Reactive: the observed value now; unknown without a value yet.
 		desired[Reactive][i] = capacity.Reactive(lastFinite, s.Capacity)
+		reactiveLoad[i] = lastFinite / s.Capacity.TargetPerPod
 		if row.Desired >= 0 {
 			desired[Kedastral][i] = row.Desired
 		} else {
@@ -342,7 +347,11 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 
 	// Scaling: every method through the same simulated HPA.
 	for _, m := range methods {
-		sim := simulate(desired[m], tr, s.Capacity, o)
+		want := replicaAnswers(desired[m])
+		if m == Reactive {
+			want = reactiveLoad
+		}
+		sim := simulate(want, tr, s.Capacity, o)
 		sim.Method = m
 		res.Sims = append(res.Sims, sim)
 		res.Scaling = append(res.Scaling, scoreScaling(m, sim, tr.Values, scoredFrom, step))

@@ -198,11 +198,12 @@ func TestRunErrors(t *testing.T) {
 
 // TestForecastBeatsBaselines: 15 minutes ahead (one step on coarser
 // traces), auto's MASE is below the best of naive, seasonal naive and
-// predict_linear on the traces with a daily cycle. The ISP trace is left
-// out: the last value is the best 15-minute forecast there and auto does
-// not beat it (0.207 against 0.200, see docs/backtest.md).
+// predict_linear on every trace. On ISP the last value is the best of the
+// three; auto beat it only once it answered with the mean of its two best
+// models (0.186 against 0.200; the leader alone had 0.204).
 func TestForecastBeatsBaselines(t *testing.T) {
 	for _, name := range []string{
+		"isp_eu_transatlantic_bits_5min.csv",
 		"ms_mongodb_app_query_rate_1min.csv",
 		"nab_nyc_taxi_passengers_30min.csv",
 		"nab_aws_elb_request_count_5min.csv",
@@ -218,9 +219,63 @@ func TestForecastBeatsBaselines(t *testing.T) {
 			if !(k < best) {
 				t.Errorf("MASE %.3f, best of naive, seasonal naive and predict_linear %.3f", k, best)
 			}
-			if c := r.Forecast[0].Coverage; math.Abs(c-0.5) > 0.03 {
+			// The mean of two bounds covers a little more than either
+			// (NASA 0.535).
+			if c := r.Forecast[0].Coverage; math.Abs(c-0.5) > 0.04 {
 				t.Errorf("coverage %.3f of the 0.5 quantile", c)
 			}
+		})
+	}
+}
+
+// TestReactiveThroughHPA: on real traces, reactive scaling changes the
+// HPA's count only when the observed value is outside the tolerance of the
+// count it holds, measured on the metric (observed / (targetPerPod ×
+// count)), not on the rounded count; and a scale-up goes to
+// ceil(observed / targetPerPod).
+func TestReactiveThroughHPA(t *testing.T) {
+	for _, name := range []string{"ms_mongodb_app_query_rate_1min.csv", "nab_nyc_taxi_passengers_30min.csv"} {
+		t.Run(name, func(t *testing.T) {
+			h := loadTrace(t, name)
+			p := tracePolicy(t, h, "linear", 0.5, "")
+			r := run(t, h, p)
+			var sim backtest.Sim
+			for _, s := range r.Sims {
+				if s.Method == backtest.Reactive {
+					sim = s
+				}
+			}
+			tpp := p.Spec.Capacity.TargetPerPod
+			last := math.NaN()
+			changes, roundedWouldSkip := 0, 0
+			for i := 1; i < len(sim.Replicas); i++ {
+				if v := h.Values[i-1]; !math.IsNaN(v) {
+					last = v
+				}
+				prev, cur := sim.Replicas[i-1], sim.Replicas[i]
+				if cur == prev || math.IsNaN(last) {
+					continue
+				}
+				changes++
+				load := last / tpp
+				if math.Abs(load/float64(prev)-1) <= 0.1 {
+					t.Fatalf("row %d: %d → %d pods for a load of %.3f pods, within the tolerance", i, prev, cur, load)
+				}
+				if cur > prev && cur != int32(math.Ceil(load-1e-9)) {
+					t.Fatalf("row %d: up to %d pods for a load of %.3f pods", i, cur, load)
+				}
+				if c := math.Ceil(load - 1e-9); math.Abs(c/float64(prev)-1) <= 0.1+1e-9 {
+					roundedWouldSkip++
+				}
+			}
+			if changes < 100 {
+				t.Fatalf("only %d changes of the reactive count", changes)
+			}
+			// The trace must tell the two tests apart.
+			if roundedWouldSkip == 0 {
+				t.Errorf("none of %d changes would have been skipped by a tolerance on the rounded count", changes)
+			}
+			t.Logf("%d changes, %d of them skipped by a tolerance on the rounded count", changes, roundedWouldSkip)
 		})
 	}
 }

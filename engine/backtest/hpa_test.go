@@ -19,7 +19,7 @@ func TestSimulate(t *testing.T) {
 		name     string
 		step     time.Duration
 		startup  time.Duration
-		desired  []int32
+		desired  []float64 // the metric over its target, in pods
 		replicas []int32
 		capacity []float64 // in pods
 
@@ -27,31 +27,57 @@ func TestSimulate(t *testing.T) {
 	}{
 		{
 			name: "tolerance skips 10 to 11, takes 10 to 12", step: time.Minute, startup: 2 * time.Minute,
-			desired:  []int32{10, 11, 12, 12, 12, 12},
+			desired:  []float64{10, 11, 12, 12, 12, 12},
 			replicas: []int32{10, 10, 10, 12, 12, 12},
 			capacity: []float64{10, 10, 10, 10, 10, 12},
 		},
 		{
 			name: "scale-down waits for the stabilization window", step: time.Minute,
-			desired:  []int32{20, 10, 10, 10, 10, 10, 10, 10},
-			replicas: []int32{20, 20, 20, 20, 20, 20, 10, 10},
-			capacity: []float64{20, 20, 20, 20, 20, 20, 10, 10},
+			// The answer 20, made at 1m, holds until 2m and the HPA
+			// records it until 1m45s: it still bounds the scale-down at
+			// 6m (after 6m − 5m), not at 7m.
+			desired:  []float64{20, 10, 10, 10, 10, 10, 10, 10},
+			replicas: []int32{20, 20, 20, 20, 20, 20, 20, 10},
+			capacity: []float64{20, 20, 20, 20, 20, 20, 20, 10},
 		},
 		{
 			name: "the window ends after five minutes", step: time.Minute, startup: 3 * time.Minute,
-			desired:  []int32{10, 20, 15, 15, 15, 15, 15, 15, 15},
-			replicas: []int32{10, 10, 20, 20, 20, 20, 20, 15, 15},
-			capacity: []float64{10, 10, 10, 10, 10, 20, 20, 15, 15},
+			desired:  []float64{10, 20, 15, 15, 15, 15, 15, 15, 15, 15},
+			replicas: []int32{10, 10, 20, 20, 20, 20, 20, 20, 15, 15},
+			capacity: []float64{10, 10, 10, 10, 10, 20, 20, 20, 15, 15},
+		},
+		{
+			// At a 5-minute step the previous answer was in force until
+			// now: the window holds it, so a drop waits one step.
+			name: "the window holds the previous answer at a 5m step", step: 5 * time.Minute,
+			desired:  []float64{20, 10, 10, 10},
+			replicas: []int32{20, 20, 20, 10},
+			capacity: []float64{20, 20, 20, 10},
+		},
+		{
+			// The HPA tests the metric against its target (16.4/15 is
+			// within 10%), not the rounded count (17/15 is not).
+			name: "tolerance on the metric ratio, up", step: time.Minute, noStabilization: true,
+			desired:  []float64{15, 16.4, 16.6, 16.6},
+			replicas: []int32{15, 15, 15, 17},
+			capacity: []float64{15, 15, 15, 17},
+		},
+		{
+			// 8.95/10 is outside 10% though 9/10 is not.
+			name: "tolerance on the metric ratio, down", step: time.Minute, noStabilization: true,
+			desired:  []float64{10, 8.95, 8.95},
+			replicas: []int32{10, 10, 9},
+			capacity: []float64{10, 10, 9},
 		},
 		{
 			name: "not-ready pods go first", step: time.Minute, startup: 3 * time.Minute, noStabilization: true,
-			desired:  []int32{10, 20, 15, 15, 15, 15},
+			desired:  []float64{10, 20, 15, 15, 15, 15},
 			replicas: []int32{10, 10, 20, 15, 15, 15},
 			capacity: []float64{10, 10, 10, 10, 10, 15},
 		},
 		{
 			name: "readiness within a step is weighted", step: 5 * time.Minute, startup: 3 * time.Minute,
-			desired:  []int32{10, 20, 20, 20},
+			desired:  []float64{10, 20, 20, 20},
 			replicas: []int32{10, 10, 20, 20},
 			capacity: []float64{10, 10, 14, 20}, // 10 + 10·2/5
 		},

@@ -10,12 +10,15 @@ import (
 // warm on the series (holtwinters, baseline, seasonal, linear, the last
 // value, and the last value moved by the seasonal median's change, each as
 // a point forecast with a conformal bound at the policy's quantile) and
-// answers, per horizon, with the one whose bound has had the lowest recent
-// pinball loss at that horizon: the absolute loss (in units of the series'
-// mean, so that a busy hour weighs more than a quiet night), as a moving
-// average over about the last 300 scored forecasts. It switches only when
-// another model's loss is below autoSwitch times the current one's, so that
-// it does not flap. Until the losses are known it answers with holtwinters.
+// ranks them, per horizon, by the recent pinball loss of their bounds at
+// that horizon: the absolute loss (in units of the series' mean, so that a
+// busy hour weighs more than a quiet night), as a moving average over about
+// the last 300 scored forecasts. The leader changes only when another
+// model's loss is below autoSwitch times the current one's, so that it does
+// not flap. It answers with the mean of the leader's bound and the bound of
+// the best of the others (a forecast combination: their errors are not the
+// same, and on every real trace the mean beat the leader alone). Until the
+// losses are known it answers with holtwinters alone.
 const Auto = "auto"
 
 // autoSwitch is the hysteresis: a challenger must be this much better.
@@ -78,11 +81,13 @@ func init() {
 type auto struct {
 	models []*conformal
 	chosen []int // per horizon (index h-1): index into models
+	second []int // per horizon: the runner-up averaged in, -1 for none
 	outs   [][]float64
 }
 
-// Chosen returns the model answering at horizon h steps (1-based), for the
-// status page and metrics.
+// Chosen returns the model leading at horizon h steps (1-based), for the
+// status page and metrics. The answer there is the mean of its bound and
+// the runner-up's (see Combined).
 func (a *auto) Chosen(h int) string {
 	if h < 1 || h > len(a.chosen) {
 		return autoModels[0]
@@ -90,10 +95,21 @@ func (a *auto) Chosen(h int) string {
 	return autoModels[a.chosen[h-1]]
 }
 
+// Combined returns the leader and the runner-up whose bounds were averaged
+// at horizon h steps (1-based); runner is "" when the leader answered alone.
+func (a *auto) Combined(h int) (leader, runner string) {
+	leader = a.Chosen(h)
+	if h >= 1 && h <= len(a.second) && a.second[h-1] >= 0 {
+		runner = autoModels[a.second[h-1]]
+	}
+	return leader, runner
+}
+
 // Forecast implements Model.
 func (a *auto) Forecast(ctx context.Context, h History, n int) ([]float64, error) {
 	if len(a.chosen) != n {
 		a.chosen = make([]int, n)
+		a.second = make([]int, n)
 	}
 	a.outs = a.outs[:0]
 	var firstErr error
@@ -143,6 +159,26 @@ func (a *auto) Forecast(ctx context.Context, h History, n int) ([]float64, error
 		}
 		a.chosen[j] = cur
 		out[j] = a.outs[cur][j]
+		// The runner-up: the lowest loss among the others, no hysteresis
+		// (it only shares the answer).
+		sec, secLoss := -1, 0.0
+		if _, ok := a.models[cur].lossAt(j + 1); ok {
+			for i, m := range a.models {
+				if i == cur || a.outs[i] == nil {
+					continue
+				}
+				if l, ok := m.lossAt(j + 1); ok && (sec < 0 || l < secLoss) {
+					sec, secLoss = i, l
+				}
+			}
+		}
+		if sec >= 0 && finite(a.outs[sec][j]) && finite(out[j]) {
+			out[j] = (out[j] + a.outs[sec][j]) / 2
+		} else {
+			// A part's bad value must not spoil the leader's answer.
+			sec = -1
+		}
+		a.second[j] = sec
 	}
 	return out, nil
 }
