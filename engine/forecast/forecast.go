@@ -45,7 +45,7 @@ const (
 	// such as sum by (namespace, deployment) use for their own series.
 	PolicyNamespaceLabel = "policy_namespace"
 	AheadLabel           = "ahead"
-	QuantileLabel = "quantile"
+	QuantileLabel        = "quantile"
 	// SourceLabel names the source of observed and predicted series when a
 	// policy has several.
 	SourceLabel = "source"
@@ -177,7 +177,7 @@ type Evaluator struct {
 	shard        Shard
 	// namespace is the policy_namespace label value; empty for none.
 	namespace string
-	fullRes      time.Duration // <= 0: no compaction
+	fullRes   time.Duration // <= 0: no compaction
 	// warmBudget bounds the time a cycle spends on series whose model has
 	// not forecast yet (zero: no bound); see SetWarmupBudget.
 	warmBudget time.Duration
