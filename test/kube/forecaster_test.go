@@ -337,6 +337,7 @@ spec: {url: %q}
 		s, r, _ := condition(st, "Degraded")
 		return statusString(st), s == "True" && r == "DataSourceUnreachable"
 	})
+	t.Logf("kubectl get forecastpolicies -n %s:\n%s", a, c.table(t, "/apis/kedastral.io/v1alpha1/namespaces/"+a+"/forecastpolicies"))
 	if v, ok := desired(a); !ok || v < 21 {
 		t.Errorf("team-a/api stopped or changed with the bad policies beside it: %v %v", v, ok)
 	}
