@@ -220,7 +220,7 @@ func TestForecasterKubernetes(t *testing.T) {
 	prom := promtest.StartInT(t, history(t), promtest.Options{})
 	a, b := c.namespace(t, "team-a"), c.namespace(t, "team-b")
 	// Only these two: other tests leave policies elsewhere.
-	startForecaster(t, c, prom.URL(), "--kubernetes.namespaces="+a+","+b)
+	logs := startForecaster(t, c, prom.URL(), "--kubernetes.namespaces="+a+","+b)
 
 	// The same policy name in two namespaces, with different capacities.
 	c.applyYAML(t, policyYAML("api", a, "{targetPerPod: 10, min: 1, max: 50}", "", ""))
@@ -340,6 +340,26 @@ spec: {url: %q}
 	t.Logf("kubectl get forecastpolicies -n %s:\n%s", a, c.table(t, "/apis/kedastral.io/v1alpha1/namespaces/"+a+"/forecastpolicies"))
 	if v, ok := desired(a); !ok || v < 21 {
 		t.Errorf("team-a/api stopped or changed with the bad policies beside it: %v %v", v, ok)
+	}
+
+	// A burst of changes is applied at once (--kubernetes.debounce=200ms).
+	before := strings.Count(logs.String(), `msg="policies applied"`)
+	for i := range 8 {
+		c.applyYAML(t, policyYAML(fmt.Sprintf("burst-%d", i), b, "", "", ""))
+	}
+	eventually(t, 30*time.Second, "the burst applied", func() (string, bool) {
+		for i := range 8 {
+			s, _, _ := condition(c.getPolicy(t, b, fmt.Sprintf("burst-%d", i)), "Ready")
+			if s == "" {
+				return fmt.Sprintf("burst-%d has no status", i), false
+			}
+		}
+		return "", true
+	})
+	if applies := strings.Count(logs.String(), `msg="policies applied"`) - before; applies < 1 || applies > 3 {
+		t.Errorf("8 policies created in a burst took %d applies, want 1 to 3", applies)
+	} else {
+		t.Logf("8 policies created in a burst: %d apply(s)", applies)
 	}
 
 	// Deleting a policy stops its series; the other namespace's go on.
