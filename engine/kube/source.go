@@ -81,6 +81,10 @@ type Source struct {
 	invalid map[string]*policy.Error
 	// written is the status last written per kind and "namespace/name".
 	written map[string]writtenStatus
+	// applied is the generation of each object (kind/namespace/name) in the
+	// last apply: a status describes the generation the loop runs, so an
+	// object changed since waits for the next apply.
+	applied map[string]int64
 	// applies counts Apply calls, for tests and the log.
 	applies int
 }
@@ -116,7 +120,7 @@ func New(opts Options) (*Source, error) {
 		return nil, fmt.Errorf("kubernetes client: %w", err)
 	}
 	return &Source{opts: opts, client: client, logger: opts.Logger, changed: make(chan struct{}, 1),
-		invalid: map[string]*policy.Error{}, written: map[string]writtenStatus{}}, nil
+		invalid: map[string]*policy.Error{}, written: map[string]writtenStatus{}, applied: map[string]int64{}}, nil
 }
 
 // Run watches until ctx is done. It returns an error when the informers
@@ -249,8 +253,16 @@ func (s *Source) apply() {
 	if err := s.opts.Manager.Apply(set, errs); err != nil {
 		level.Error(s.logger).Log("msg", "applying policies", "err", err)
 	}
+	applied := map[string]int64{}
+	for _, u := range policies {
+		applied[policy.KindForecastPolicy+"/"+objKey(u)] = u.GetGeneration()
+	}
+	for _, u := range sources {
+		applied[policy.KindDataSource+"/"+objKey(u)] = u.GetGeneration()
+	}
 	s.mu.Lock()
 	s.invalid = invalid
+	s.applied = applied
 	s.applies++
 	s.mu.Unlock()
 	level.Info(s.logger).Log("msg", "policies applied", "policies", len(set.Policies), "data_sources", len(set.DataSources), "invalid", len(errs))

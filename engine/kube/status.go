@@ -45,7 +45,7 @@ const (
 func (s *Source) writeStatuses(ctx context.Context) {
 	s.mu.Lock()
 	policies, sources := list(s.policyInf), list(s.dsInf)
-	invalid := s.invalid
+	invalid, applied := s.invalid, s.applied
 	s.mu.Unlock()
 
 	running := map[string]forecast.PolicyStatus{}
@@ -57,6 +57,9 @@ func (s *Source) writeStatuses(ctx context.Context) {
 	for _, u := range policies {
 		key := policy.KindForecastPolicy + "/" + objKey(u)
 		live[key] = true
+		if gen, ok := applied[key]; !ok || gen != u.GetGeneration() {
+			continue // changed since the last apply; the next one writes it
+		}
 		st, ok := running[objKey(u)]
 		want := PolicyStatus(u.GetGeneration(), invalid[key], st, ok)
 		s.write(ctx, u, key, want, now)
@@ -64,6 +67,9 @@ func (s *Source) writeStatuses(ctx context.Context) {
 	for _, u := range sources {
 		key := policy.KindDataSource + "/" + objKey(u)
 		live[key] = true
+		if gen, ok := applied[key]; !ok || gen != u.GetGeneration() {
+			continue
+		}
 		want := DataSourceStatus(u.GetGeneration(), invalid[key])
 		s.write(ctx, u, key, want, now)
 	}
