@@ -340,6 +340,7 @@ func (c *ForecasterCmd) Run(logger log.Logger) error {
 // addKubernetesSource adds the watch of ForecastPolicy and DataSource
 // objects to g, behind leader election when it is enabled.
 func (c *ForecasterCmd) addKubernetesSource(g *run.Group, logger log.Logger, mgr *forecast.Manager) error {
+	kube.SetKlogLogger(log.With(logger, "component", "client-go"))
 	cfg, err := kube.Config(c.Kubeconfig)
 	if err != nil {
 		return err

@@ -37,7 +37,6 @@ const (
 	ReasonNoData                = "NoData"
 	ReasonForecastFailed        = "ForecastFailed"
 	ReasonRemoteWriteFailed     = "RemoteWriteFailed"
-	ReasonNotLeader             = "NotLeader"
 )
 
 // writeStatuses compares every object's status with what it should say and

@@ -6,6 +6,7 @@ import (
 	"net"
 	"net/http"
 	"os/exec"
+	"regexp"
 	"strings"
 	"syscall"
 	"testing"
@@ -15,6 +16,8 @@ import (
 
 	"github.com/kedastral/kedastral/promapi/promtest"
 )
+
+var klogLine = regexp.MustCompile(`(?m)^[IWEF]\d{4} \d\d:\d\d:\d\d.*$`)
 
 // policiesRunning asks a forecaster's /api/v1/policies how many policies it
 // runs; -1 when it does not answer.
@@ -105,6 +108,12 @@ func TestLeaderElection(t *testing.T) {
 	}
 	if !strings.Contains(standby.logs.String(), "another replica leads") {
 		t.Error("the standby does not log that another replica leads")
+	}
+	// client-go's own log lines (klog) come in the forecaster's format.
+	for _, r := range []*replica{r1, r2} {
+		if l := klogLine.FindString(r.logs.String()); l != "" {
+			t.Errorf("a klog line in the forecaster's log: %q", l)
+		}
 	}
 
 	// Kill the leader without a chance to release the Lease: the standby
