@@ -243,6 +243,21 @@ func TestForecasterKubernetes(t *testing.T) {
 			return fmt.Sprint(v, ok), ok && v >= want && v <= want+1
 		})
 	}
+	// The scaler answers each ScaledObject from its own namespace's policy
+	// of the same name, or from the one policyNamespace names.
+	scaler := startScaler(t, prom.URL())
+	for _, tc := range []struct{ objectNS, policyNS, seriesNS string }{{a, "", a}, {b, "", b}, {a, b, b}} {
+		meta := map[string]string{"policy": "api"}
+		if tc.policyNS != "" {
+			meta["policyNamespace"] = tc.policyNS
+		}
+		got, err := scalerAnswer(t, scaler, tc.objectNS, meta)
+		want, _ := desired(tc.seriesNS)
+		if err != nil || got != want {
+			t.Errorf("ScaledObject in %s, metadata %v: scaler answered %v (%v), want %s/api's %v", tc.objectNS, meta, got, err, tc.seriesNS, want)
+		}
+	}
+
 	for _, m := range []string{"kedastral_observed_value", "kedastral_predicted_value", "kedastral_capacity_per_replica"} {
 		got := promQuery(t, prom.URL(), fmt.Sprintf(`count by (policy_namespace) (%s{policy="api"})`, m))
 		if len(got) != 2 {
