@@ -115,6 +115,13 @@ func New(opts Options) (*Source, error) {
 	if opts.Now == nil {
 		opts.Now = time.Now
 	}
+	if opts.Config.QPS == 0 {
+		// client-go's default of 5 requests a second would take minutes
+		// to write the statuses of a thousand policies after a start.
+		cfg := rest.CopyConfig(opts.Config)
+		cfg.QPS, cfg.Burst = 50, 100
+		opts.Config = cfg
+	}
 	client, err := dynamic.NewForConfig(opts.Config)
 	if err != nil {
 		return nil, fmt.Errorf("kubernetes client: %w", err)

@@ -49,7 +49,11 @@ func (s *Source) writeStatuses(ctx context.Context) {
 
 	running := map[string]forecast.PolicyStatus{}
 	for _, st := range s.opts.Manager.Status() {
-		running[st.Name] = st
+		// The manager also lists invalid policies it does not run, with
+		// their load error and no start time.
+		if !st.Started.IsZero() {
+			running[st.Name] = st
+		}
 	}
 	now := s.opts.Now()
 	live := map[string]bool{}

@@ -334,6 +334,12 @@ func TestForecasterKubernetes(t *testing.T) {
 		s, r, m := condition(st, "Ready")
 		return statusString(st), s == "False" && r == "InvalidQuery" && strings.Contains(m, "spec.sources[0].query") && strings.Contains(m, "PromQL")
 	})
+	// It never ran: not Degraded, and nothing claims a previous version runs.
+	if st := c.getPolicy(t, a, "broken"); strings.Contains(statusString(st), "keeps running") {
+		t.Errorf("status of a policy that never ran: %s", statusString(st))
+	} else if s, _, _ := condition(st, "Degraded"); s != "False" {
+		t.Errorf("Degraded %q for a policy that never ran, want False", s)
+	}
 	// A data source that does not answer: Degraded with the reason.
 	dead, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
