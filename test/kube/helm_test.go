@@ -102,6 +102,8 @@ func TestHelmInstallDryRun(t *testing.T) {
 		{"defaults", nil, []string{"kind: Deployment", "--config.file="}},
 		{"kubernetes source, all namespaces", []string{"kubernetesSource.enabled=true"},
 			[]string{"kind: ClusterRole", "kind: ClusterRoleBinding", "--policies.source=kubernetes", "--leader-election.enabled", "forecastpolicies/status", "leases"}},
+		{"kubernetes source, two replicas with leader election", []string{"kubernetesSource.enabled=true", "forecaster.replicas=2"},
+			[]string{"replicas: 2", "--leader-election.enabled"}},
 		{"kubernetes source, two namespaces", []string{"kubernetesSource.enabled=true", "kubernetesSource.namespaces={team-a,team-b}"},
 			[]string{"kind: Role", "namespace: team-a", "namespace: team-b", "--kubernetes.namespaces=team-a,team-b"}},
 	} {
@@ -126,6 +128,12 @@ func TestHelmInstallDryRun(t *testing.T) {
 				}
 			}
 		})
+	}
+	// Without leader election, two forecasters would write every series
+	// twice: the values schema refuses it.
+	out, err := helm(t, c, "template", "kedastral", chartDir, "--set=forecaster.replicas=2")
+	if err == nil || !strings.Contains(out, "replicas") {
+		t.Errorf("two unsharded replicas without leader election accepted: %v\n%s", err, out)
 	}
 }
 
