@@ -359,6 +359,22 @@ spec: {url: %q}
 		return statusString(st), s == "True" && r == "DataSourceUnreachable"
 	})
 	t.Logf("kubectl get forecastpolicies -n %s:\n%s", a, c.table(t, "/apis/kedastral.io/v1alpha1/namespaces/"+a+"/forecastpolicies"))
+	// DataSources get a Ready condition too: down is valid (that it does
+	// not answer is its policies' problem), a URL without a scheme is not.
+	c.applyYAML(t, fmt.Sprintf("apiVersion: kedastral.io/v1alpha1\nkind: DataSource\nmetadata: {name: no-scheme, namespace: %s}\nspec: {url: 'prometheus:9090'}\n", a))
+	dsGVR := schema.GroupVersionResource{Group: "kedastral.io", Version: "v1alpha1", Resource: "datasources"}
+	for name, want := range map[string]string{"down": "True", "no-scheme": "False"} {
+		eventually(t, 30*time.Second, "DataSource "+name+" Ready="+want, func() (string, bool) {
+			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			defer cancel()
+			ds, err := c.dyn.Resource(dsGVR).Namespace(a).Get(ctx, name, metav1.GetOptions{})
+			if err != nil {
+				return err.Error(), false
+			}
+			s, _, m := condition(ds, "Ready")
+			return statusString(ds), s == want && (want == "True" || strings.Contains(m, "spec.url"))
+		})
+	}
 	if v, ok := desired(a); !ok || v < 21 {
 		t.Errorf("team-a/api stopped or changed with the bad policies beside it: %v %v", v, ok)
 	}
