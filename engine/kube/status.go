@@ -3,6 +3,7 @@ package kube
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"maps"
 	"reflect"
@@ -12,6 +13,7 @@ import (
 	"time"
 
 	"github.com/go-kit/log/level"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/types"
@@ -65,7 +67,9 @@ func (s *Source) writeStatuses(ctx context.Context) {
 		}
 		st, ok := running[objKey(u)]
 		want := PolicyStatus(u.GetGeneration(), invalid[key], st, ok)
-		s.write(ctx, u, key, want, now)
+		if !s.write(ctx, u, key, want, now) {
+			return
+		}
 	}
 	for _, u := range sources {
 		key := policy.KindDataSource + "/" + objKey(u)
@@ -74,7 +78,9 @@ func (s *Source) writeStatuses(ctx context.Context) {
 			continue
 		}
 		want := DataSourceStatus(u.GetGeneration(), invalid[key])
-		s.write(ctx, u, key, want, now)
+		if !s.write(ctx, u, key, want, now) {
+			return
+		}
 	}
 	s.mu.Lock()
 	for k := range s.written {
@@ -86,13 +92,14 @@ func (s *Source) writeStatuses(ctx context.Context) {
 }
 
 // write patches u's status to want unless this source wrote the same
-// already. Condition transition times are kept while a condition's status
+// already. It returns false when the API server did not answer, so that a
+// round stops at its first such failure instead of logging one per object. Condition transition times are kept while a condition's status
 // does not change, and a change of lastEvaluationTime alone waits for
 // StatusRefresh.
-func (s *Source) write(ctx context.Context, u *unstructured.Unstructured, key string, want any, now time.Time) {
+func (s *Source) write(ctx context.Context, u *unstructured.Unstructured, key string, want any, now time.Time) bool {
 	wantMap, err := toMap(want)
 	if err != nil {
-		return
+		return true
 	}
 	cur, _, _ := unstructured.NestedMap(u.Object, "status")
 	s.mu.Lock()
@@ -105,10 +112,10 @@ func (s *Source) write(ctx context.Context, u *unstructured.Unstructured, key st
 	keepTransitionTimes(wantMap, base, now)
 	if base != nil && equalStatus(base, wantMap) {
 		// The server's copy may lag behind the write; what we wrote counts.
-		return
+		return true
 	}
 	if wrote && prev.generation == u.GetGeneration() && onlyEvaluationTime(prev.status, wantMap) && now.Sub(prev.at) < s.opts.StatusRefresh {
-		return
+		return true
 	}
 	// A merge patch of the whole status: keys absent from want are
 	// removed (null), conditions replaced as a list.
@@ -119,7 +126,7 @@ func (s *Source) write(ctx context.Context, u *unstructured.Unstructured, key st
 	maps.Copy(patchStatus, wantMap)
 	body, err := json.Marshal(map[string]any{"status": patchStatus})
 	if err != nil {
-		return
+		return true
 	}
 	gvr := PolicyResource
 	if u.GetKind() == policy.KindDataSource {
@@ -130,11 +137,15 @@ func (s *Source) write(ctx context.Context, u *unstructured.Unstructured, key st
 	_, err = s.client.Resource(gvr).Namespace(u.GetNamespace()).Patch(wctx, u.GetName(), types.MergePatchType, body, metav1.PatchOptions{FieldManager: "kedastral-forecaster"}, "status")
 	if err != nil {
 		level.Warn(s.logger).Log("msg", "writing status", "object", key, "err", err)
-		return
+		// An answer (forbidden, not found, invalid) concerns this object;
+		// no answer concerns all of them.
+		var st apierrors.APIStatus
+		return errors.As(err, &st)
 	}
 	s.mu.Lock()
 	s.written[key] = writtenStatus{generation: u.GetGeneration(), status: wantMap, at: now}
 	s.mu.Unlock()
+	return true
 }
 
 func toMap(v any) (map[string]any, error) {
