@@ -66,6 +66,14 @@ func (s *Source) writeStatuses(ctx context.Context) {
 			continue // changed since the last apply; the next one writes it
 		}
 		st, ok := running[objKey(u)]
+		if ok && invalid[key] == nil && st.LastCycle.IsZero() {
+			// Started, no cycle yet: after a restart or a change of
+			// leader, the status of this generation from before stays
+			// until the first cycle, rather than flapping to Unknown.
+			if og, _, _ := unstructured.NestedInt64(u.Object, "status", "observedGeneration"); og == u.GetGeneration() {
+				continue
+			}
+		}
 		want := PolicyStatus(u.GetGeneration(), invalid[key], st, ok)
 		if !s.write(ctx, u, key, want, now) {
 			return

@@ -117,7 +117,22 @@ func TestLeaderElection(t *testing.T) {
 	}
 
 	// Kill the leader without a chance to release the Lease: the standby
-	// takes over once the Lease expires.
+	// takes over once the Lease expires, and the Ready condition does not
+	// flap on the way (its transition time stays).
+	readyAt := func() string {
+		conds, _, _ := unstructured.NestedSlice(c.getPolicy(t, ns, "api").Object, "status", "conditions")
+		for _, x := range conds {
+			if m, _ := x.(map[string]any); m["type"] == "Ready" && m["status"] == "True" {
+				return m["lastTransitionTime"].(string)
+			}
+		}
+		return ""
+	}
+	var readySince string
+	eventually(t, 30*time.Second, "Ready=True under the first leader", func() (string, bool) {
+		readySince = readyAt()
+		return readySince, readySince != ""
+	})
 	killed := time.Now()
 	_ = leader.cmd.Process.Kill()
 	<-leader.done
@@ -133,5 +148,8 @@ func TestLeaderElection(t *testing.T) {
 		at, err := time.Parse(time.RFC3339, ts)
 		return statusString(st) + " " + time.Since(killed).String(), s == "True" && err == nil && at.After(killed)
 	})
+	if now := readyAt(); now != readySince {
+		t.Errorf("Ready flapped over the change of leader: True since %s, now since %q", readySince, now)
+	}
 	t.Logf("status written by the new leader %s after the kill", time.Since(killed).Round(100*time.Millisecond))
 }
