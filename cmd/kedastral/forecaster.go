@@ -22,6 +22,7 @@ import (
 	"github.com/prometheus/common/version"
 
 	"github.com/kedastral/kedastral/engine/forecast"
+	"github.com/kedastral/kedastral/engine/kube"
 	"github.com/kedastral/kedastral/engine/policy"
 	"github.com/kedastral/kedastral/promapi"
 )
@@ -54,12 +55,39 @@ type WebFlags struct {
 
 // ForecasterCmd is `kedastral forecaster`.
 type ForecasterCmd struct {
-	ConfigFile  string           `name:"config.file" required:"" type:"path" help:"Policy file: a YAML stream of ForecastPolicy and DataSource objects."`
-	Prometheus  PrometheusFlags  `embed:"" prefix:"prometheus."`
-	RemoteWrite RemoteWriteFlags `embed:"" prefix:"remote-write."`
-	Web         WebFlags         `embed:"" prefix:"web."`
-	Shard       ShardFlags       `embed:"" prefix:"shard."`
-	History     HistoryFlags     `embed:"" prefix:"history."`
+	ConfigFile     string              `name:"config.file" type:"path" help:"Policy file: a YAML stream of ForecastPolicy and DataSource objects (required with --policies.source=file)."`
+	Policies       PoliciesFlags       `embed:"" prefix:"policies."`
+	Kubeconfig     string              `name:"kubeconfig" type:"existingfile" help:"Kubeconfig file for --policies.source=kubernetes and leader election (default: the pod's service account)."`
+	Kubernetes     KubernetesFlags     `embed:"" prefix:"kubernetes."`
+	LeaderElection LeaderElectionFlags `embed:"" prefix:"leader-election."`
+	Prometheus     PrometheusFlags     `embed:"" prefix:"prometheus."`
+	RemoteWrite    RemoteWriteFlags    `embed:"" prefix:"remote-write."`
+	Web            WebFlags            `embed:"" prefix:"web."`
+	Shard          ShardFlags          `embed:"" prefix:"shard."`
+	History        HistoryFlags        `embed:"" prefix:"history."`
+}
+
+// PoliciesFlags choose where policies come from.
+type PoliciesFlags struct {
+	Source string `name:"source" default:"file" enum:"file,kubernetes" help:"Where policies come from (${enum}): --config.file, or ForecastPolicy and DataSource objects in the Kubernetes API, watched, with their status written back."`
+}
+
+// KubernetesFlags configure --policies.source=kubernetes.
+type KubernetesFlags struct {
+	Namespaces     []string      `name:"namespaces" help:"Namespaces to watch for ForecastPolicy and DataSource objects, comma-separated (default: all)."`
+	Debounce       time.Duration `name:"debounce" default:"1s" help:"After a change, wait this long for more before applying them all at once."`
+	StatusInterval time.Duration `name:"status-interval" default:"2s" help:"How often statuses are compared with the forecast loop and written where they changed."`
+	StatusRefresh  time.Duration `name:"status-refresh" default:"1m" help:"A status whose only change is its lastEvaluationTime is written at most this often."`
+}
+
+// LeaderElectionFlags configure leader election among unsharded replicas.
+type LeaderElectionFlags struct {
+	Enabled       bool          `name:"enabled" help:"Run the policies only while holding a Lease, so that of several unsharded replicas one writes series and status (needs --policies.source=kubernetes)."`
+	Namespace     string        `name:"namespace" help:"Namespace of the Lease (default: the pod's namespace)."`
+	LeaseName     string        `name:"lease-name" default:"kedastral-forecaster" help:"Name of the Lease."`
+	LeaseDuration time.Duration `name:"lease-duration" default:"15s" help:"How long a Lease holds without renewal; a standby takes over after it."`
+	RenewDeadline time.Duration `name:"renew-deadline" default:"10s" help:"How long the leader retries renewing before it gives up and exits."`
+	RetryPeriod   time.Duration `name:"retry-period" default:"2s" help:"Wait between attempts to acquire or renew the Lease."`
 }
 
 // HistoryFlags size the per-series history kept in memory.
@@ -75,6 +103,28 @@ type ShardFlags struct {
 
 // Validate checks the flags before anything starts.
 func (c *ForecasterCmd) Validate() error {
+	switch c.Policies.Source {
+	case "file":
+		if c.ConfigFile == "" {
+			return errors.New("--config.file is required with --policies.source=file")
+		}
+		if c.LeaderElection.Enabled {
+			return errors.New("--leader-election.enabled needs --policies.source=kubernetes (with a file, run replicas sharded or let each write the same series)")
+		}
+	case "kubernetes":
+		if c.ConfigFile != "" {
+			return errors.New("--config.file and --policies.source=kubernetes exclude each other")
+		}
+		if c.Kubernetes.Debounce <= 0 || c.Kubernetes.StatusInterval <= 0 || c.Kubernetes.StatusRefresh <= 0 {
+			return errors.New("--kubernetes.debounce, --kubernetes.status-interval and --kubernetes.status-refresh must be positive")
+		}
+		if le := c.LeaderElection; le.Enabled && (le.RetryPeriod <= 0 || le.RenewDeadline <= le.RetryPeriod || le.LeaseDuration <= le.RenewDeadline) {
+			return fmt.Errorf("--leader-election: want lease-duration (%s) > renew-deadline (%s) > retry-period (%s) > 0", le.LeaseDuration, le.RenewDeadline, le.RetryPeriod)
+		}
+		if c.LeaderElection.Enabled && c.Shard.Count > 1 {
+			return errors.New("--leader-election.enabled and --shard.count > 1 exclude each other: shards split the series, a leader takes all of them")
+		}
+	}
 	if c.Shard.Count < 1 || c.Shard.Index < 0 || c.Shard.Index >= c.Shard.Count {
 		return fmt.Errorf("--shard.index=%d --shard.count=%d: want a count of at least 1 and 0 <= index < count", c.Shard.Index, c.Shard.Count)
 	}
@@ -153,12 +203,14 @@ func (c *ForecasterCmd) Run(logger log.Logger) error {
 	queriers := &querierCache{defaults: promapi.ClientConfig{
 		URL: c.Prometheus.URL, HTTPClientConfig: queryHTTP, Timeout: c.Prometheus.Timeout,
 	}}
+	kubeMode := c.Policies.Source == "kubernetes"
 	mgr, err := forecast.NewManager(forecast.Options{
-		Logger:     logger,
-		Registerer: reg,
-		Writer:     queue,
-		Queriers:   queriers.get,
-		Shard:      forecast.Shard{Index: c.Shard.Index, Count: c.Shard.Count},
+		PolicyNamespaces: kubeMode,
+		Logger:           logger,
+		Registerer:       reg,
+		Writer:           queue,
+		Queriers:         queriers.get,
+		Shard:            forecast.Shard{Index: c.Shard.Index, Count: c.Shard.Count},
 		HistoryFullResolution: func() time.Duration {
 			if c.History.FullResolution <= 0 {
 				return -1 // all at the policy's step
@@ -171,6 +223,10 @@ func (c *ForecasterCmd) Run(logger log.Logger) error {
 	}
 
 	reload := func() error {
+		if kubeMode {
+			level.Info(logger).Log("msg", "nothing to reload: policies come from the Kubernetes API, watched")
+			return nil
+		}
 		set, errs := policy.LoadFile(c.ConfigFile)
 		for _, e := range errs {
 			level.Error(logger).Log("msg", "invalid configuration", "err", e)
@@ -200,6 +256,11 @@ func (c *ForecasterCmd) Run(logger log.Logger) error {
 	var g run.Group
 	ctx, cancel := context.WithCancel(context.Background())
 	g.Add(func() error { return mgr.Run(ctx) }, func(error) { cancel() })
+	if kubeMode {
+		if err := c.addKubernetesSource(&g, logger, mgr); err != nil {
+			return err
+		}
+	}
 	// The queue outlives no cycle: Stop flushes what is left, bounded.
 	g.Add(func() error { return queue.Run(context.Background()) }, func(error) { queue.Stop() })
 
@@ -274,6 +335,56 @@ func (c *ForecasterCmd) Run(logger log.Logger) error {
 		addWebServer(&g, logger, webLis, mux)
 	}
 	return g.Run()
+}
+
+// addKubernetesSource adds the watch of ForecastPolicy and DataSource
+// objects to g, behind leader election when it is enabled.
+func (c *ForecasterCmd) addKubernetesSource(g *run.Group, logger log.Logger, mgr *forecast.Manager) error {
+	kube.SetKlogLogger(log.With(logger, "component", "client-go"))
+	cfg, err := kube.Config(c.Kubeconfig)
+	if err != nil {
+		return err
+	}
+	cfg.UserAgent = "kedastral-forecaster/" + version.Version
+	src, err := kube.New(kube.Options{
+		Config:         cfg,
+		Namespaces:     c.Kubernetes.Namespaces,
+		Manager:        mgr,
+		Logger:         log.With(logger, "component", "kubernetes"),
+		Debounce:       c.Kubernetes.Debounce,
+		StatusInterval: c.Kubernetes.StatusInterval,
+		StatusRefresh:  c.Kubernetes.StatusRefresh,
+	})
+	if err != nil {
+		return err
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	if !c.LeaderElection.Enabled {
+		g.Add(func() error { return src.Run(ctx) }, func(error) { cancel() })
+		return nil
+	}
+	le := c.LeaderElection
+	lo := kube.LeaderOptions{
+		Config: cfg, Namespace: cmp.Or(le.Namespace, kube.InClusterNamespace()), Name: le.LeaseName,
+		LeaseDuration: le.LeaseDuration, RenewDeadline: le.RenewDeadline, RetryPeriod: le.RetryPeriod,
+		Logger: log.With(logger, "component", "leader_election"),
+	}
+	g.Add(func() error {
+		srcErr := make(chan error, 1)
+		err := kube.RunAsLeader(ctx, lo, func(lctx context.Context) {
+			if err := src.Run(lctx); err != nil {
+				srcErr <- err
+				cancel()
+			}
+		})
+		select {
+		case e := <-srcErr:
+			return e
+		default:
+			return err
+		}
+	}, func(error) { cancel() })
+	return nil
 }
 
 // querierCache builds one query client per data source and reuses it while

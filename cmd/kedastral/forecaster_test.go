@@ -197,6 +197,10 @@ func TestForecasterBadStart(t *testing.T) {
 		{"missing file", []string{"--config.file=/nonexistent/policies.yaml"}, "/nonexistent/policies.yaml"},
 		{"bad prometheus url", []string{"--config.file=x.yaml", "--prometheus.url=localhost:9090"}, "--prometheus.url"},
 		{"bad protocol", []string{"--config.file=x.yaml", "--remote-write.protocol=3"}, "--remote-write.protocol"},
+		{"no policy file", []string{}, "--config.file is required"},
+		{"kubernetes outside a cluster", []string{"--policies.source=kubernetes"}, "--kubeconfig"},
+		{"file and kubernetes", []string{"--policies.source=kubernetes", "--config.file=x.yaml"}, "exclude each other"},
+		{"leader election with a file", []string{"--config.file=x.yaml", "--leader-election.enabled"}, "needs --policies.source=kubernetes"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			out, code := kedastral(t, append([]string{"forecaster", "--web.listen-address=127.0.0.1:0"}, tc.args...)...)

@@ -38,9 +38,14 @@ const (
 	// what the workload's ready replicas carry, per desired-replicas series.
 	UnderprovisionMetric = "kedastral_underprovision_seconds_total"
 
-	PolicyLabel   = "policy"
-	AheadLabel    = "ahead"
-	QuantileLabel = "quantile"
+	PolicyLabel = "policy"
+	// PolicyNamespaceLabel is the namespace of a policy read from the
+	// Kubernetes API (forecaster --policies.source=kubernetes); policies read
+	// from files have none. It is not "namespace", which fan-out queries
+	// such as sum by (namespace, deployment) use for their own series.
+	PolicyNamespaceLabel = "policy_namespace"
+	AheadLabel           = "ahead"
+	QuantileLabel        = "quantile"
 	// SourceLabel names the source of observed and predicted series when a
 	// policy has several.
 	SourceLabel = "source"
@@ -170,7 +175,9 @@ type Evaluator struct {
 	fetchedUntil time.Time
 	parallelism  int
 	shard        Shard
-	fullRes      time.Duration // <= 0: no compaction
+	// namespace is the policy_namespace label value; empty for none.
+	namespace string
+	fullRes   time.Duration // <= 0: no compaction
 	// warmBudget bounds the time a cycle spends on series whose model has
 	// not forecast yet (zero: no bound); see SetWarmupBudget.
 	warmBudget time.Duration
@@ -204,6 +211,11 @@ func (e *Evaluator) AccountUnderprovision() {
 // SetShard makes the evaluator forecast only the series that shard owns.
 // Call it before the first Fetch.
 func (e *Evaluator) SetShard(s Shard) { e.shard = s }
+
+// SetPolicyNamespace adds policy_namespace=ns to every output series, so that
+// policies of the same name in different namespaces write different series.
+// Call it before the first Fetch.
+func (e *Evaluator) SetPolicyNamespace(ns string) { e.namespace = ns }
 
 // SetFullResolution sets how much of the newest history is kept at the
 // policy's step (DefaultFullResolution by default); older history is kept at
@@ -309,7 +321,7 @@ func (e *Evaluator) Fetch(ctx context.Context, now time.Time) (int, error) {
 		}
 		for i, res := range results {
 			for _, r := range res {
-				join := outputLabels(r.Labels, e.policy.Metadata.Name)
+				join := outputLabels(r.Labels, e.policy.Metadata.Name, e.namespace)
 				if !e.shard.Owns(join) {
 					continue
 				}
@@ -381,7 +393,7 @@ func labelNames(series []promapi.Series) []string {
 	var names []string
 	for _, s := range series {
 		s.Labels.Range(func(l labels.Label) {
-			if l.Name != labels.MetricName && l.Name != PolicyLabel && !slices.Contains(names, l.Name) {
+			if l.Name != labels.MetricName && l.Name != PolicyLabel && l.Name != PolicyNamespaceLabel && !slices.Contains(names, l.Name) {
 				names = append(names, l.Name)
 			}
 		})
@@ -391,12 +403,25 @@ func labelNames(series []promapi.Series) []string {
 }
 
 // outputLabels are the query's labels (without __name__) plus policy, which
-// overrides a policy label of the query's own.
-func outputLabels(l labels.Labels, policyName string) labels.Labels {
+// overrides a policy label of the query's own, and policy_namespace when
+// namespace is not empty (likewise).
+func outputLabels(l labels.Labels, policyName, namespace string) labels.Labels {
 	b := labels.NewBuilder(l)
 	b.Del(labels.MetricName)
 	b.Set(PolicyLabel, policyName)
+	if namespace != "" {
+		b.Set(PolicyNamespaceLabel, namespace)
+	}
 	return b.Labels()
+}
+
+// policyLabels are the labels of the policy's own series
+// (kedastral_capacity_per_replica): policy, and policy_namespace if set.
+func (e *Evaluator) policyLabels(metric string) labels.Labels {
+	if e.namespace == "" {
+		return labels.FromStrings(labels.MetricName, metric, PolicyLabel, e.policy.Metadata.Name)
+	}
+	return labels.FromStrings(labels.MetricName, metric, PolicyLabel, e.policy.Metadata.Name, PolicyNamespaceLabel, e.namespace)
 }
 
 // Evaluate forecasts every live series and computes desired replicas and the
@@ -513,12 +538,12 @@ func (e *Evaluator) Evaluate(ctx context.Context, now time.Time) *Cycle {
 	}
 	// With shards, the replica owning the policy's own key writes it,
 	// whether or not it forecasts a series of the policy.
-	if (len(c.Samples) > 0 || e.shard.Count > 1) && e.shard.Owns(labels.FromStrings(PolicyLabel, e.policy.Metadata.Name)) {
+	if (len(c.Samples) > 0 || e.shard.Count > 1) && e.shard.Owns(e.policyKeyLabels()) {
 		// One series per policy, whatever the sources: the mixin joins it
 		// on policy alone, and a second series would break that join for
 		// every policy. A source's own targetPerPod is on the status page.
 		c.Samples = append(c.Samples, promapi.Sample{
-			Labels: labels.FromStrings(labels.MetricName, CapacityMetric, PolicyLabel, e.policy.Metadata.Name),
+			Labels: e.policyLabels(CapacityMetric),
 			T:      ts, V: s.Capacity.TargetPerPod,
 		})
 	}
@@ -624,7 +649,7 @@ func (e *Evaluator) readyFor(l labels.Labels) (float64, string) {
 	for _, rs := range e.ready {
 		agree := true
 		rs.Labels.Range(func(lb labels.Label) {
-			if lb.Name == labels.MetricName || lb.Name == PolicyLabel {
+			if lb.Name == labels.MetricName || lb.Name == PolicyLabel || lb.Name == PolicyNamespaceLabel {
 				return
 			}
 			if l.Has(lb.Name) && l.Get(lb.Name) != lb.Value {
@@ -751,3 +776,13 @@ func applyEvents(fc []float64, base time.Time, step time.Duration, events []*pol
 
 // IsInsufficientData tells whether a series error only means it is too new.
 func IsInsufficientData(err error) bool { return errors.Is(err, model.ErrInsufficientData) }
+
+// policyKeyLabels decide which shard writes the policy's own series; without
+// a namespace they are the same as before namespaces existed, so file
+// policies keep their shard.
+func (e *Evaluator) policyKeyLabels() labels.Labels {
+	if e.namespace == "" {
+		return labels.FromStrings(PolicyLabel, e.policy.Metadata.Name)
+	}
+	return labels.FromStrings(PolicyLabel, e.policy.Metadata.Name, PolicyNamespaceLabel, e.namespace)
+}

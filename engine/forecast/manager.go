@@ -48,6 +48,11 @@ type Options struct {
 	// kept at the policy's step, older history at 5-minute steps:
 	// DefaultFullResolution when zero, all of it when negative.
 	HistoryFullResolution time.Duration
+	// PolicyNamespaces makes a policy's namespace part of its identity, for
+	// policies read from the Kubernetes API: its output series carry
+	// policy_namespace, and the manager, its status and its own metrics name
+	// it "namespace/name". Policies from files keep their plain name.
+	PolicyNamespaces bool
 }
 
 // Manager runs the evaluation loop of every policy, applies configuration
@@ -143,7 +148,7 @@ func (m *Manager) Apply(set *policy.Set, loadErrs []error) error {
 	}
 	want := map[string]*policy.ForecastPolicy{}
 	for _, p := range set.Policies {
-		want[p.Metadata.Name] = p
+		want[m.Key(p)] = p
 	}
 	var errs []error
 	for name, r := range m.runners {
@@ -209,6 +214,15 @@ func (m *Manager) Apply(set *policy.Set, loadErrs []error) error {
 // (e.g. an unreadable file): every running policy keeps running.
 func (m *Manager) ReloadFailed() {
 	m.metrics.reloadSuccess.Set(0)
+}
+
+// Key is the name the manager, its status and its metrics use for p:
+// "namespace/name" with Options.PolicyNamespaces, the name otherwise.
+func (m *Manager) Key(p *policy.ForecastPolicy) string {
+	if m.opts.PolicyNamespaces {
+		return p.Metadata.Namespace + "/" + p.Metadata.Name
+	}
+	return p.Metadata.Name
 }
 
 func dataSourceOf(set *policy.Set, p *policy.ForecastPolicy) *policy.DataSource {
@@ -354,6 +368,8 @@ type runner struct {
 	done    chan struct{}
 	started time.Time
 	logger  log.Logger
+	// name is the policy's key (Manager.Key).
+	name string
 
 	mu sync.Mutex
 	st PolicyStatus
@@ -363,7 +379,7 @@ type runner struct {
 }
 
 func (m *Manager) newRunner(p *policy.ForecastPolicy, ds *policy.DataSource, q Querier) *runner {
-	name := p.Metadata.Name
+	name := m.Key(p)
 	h := fnv.New64a()
 	h.Write([]byte(name))
 	interval := time.Duration(p.Spec.Interval)
@@ -376,6 +392,10 @@ func (m *Manager) newRunner(p *policy.ForecastPolicy, ds *policy.DataSource, q Q
 		done:    make(chan struct{}),
 		started: m.now(),
 		logger:  log.With(m.logger, "policy", name),
+		name:    name,
+	}
+	if m.opts.PolicyNamespaces {
+		r.eval.SetPolicyNamespace(p.Metadata.Namespace)
 	}
 	r.eval.AccountUnderprovision()
 	r.eval.SetShard(m.opts.Shard)
@@ -464,7 +484,7 @@ func (r *runner) run(ctx context.Context) {
 		next = next.Add(interval)
 		if now := r.m.now(); now.Sub(next) >= interval {
 			missed := int(now.Sub(next) / interval)
-			r.m.metrics.missed.WithLabelValues(r.policy.Metadata.Name).Add(float64(missed))
+			r.m.metrics.missed.WithLabelValues(r.name).Add(float64(missed))
 			level.Warn(r.logger).Log("msg", "cycle ran past its slot, skipping", "missed", missed)
 			next = next.Add(time.Duration(missed) * interval)
 		}
@@ -472,7 +492,7 @@ func (r *runner) run(ctx context.Context) {
 }
 
 func (r *runner) fetch(ctx context.Context, now time.Time) error {
-	name := r.policy.Metadata.Name
+	name := r.name
 	start := time.Now()
 	fctx, cancel := context.WithTimeout(ctx, max(time.Duration(r.policy.Spec.Interval), time.Minute))
 	defer cancel()
@@ -487,7 +507,7 @@ func (r *runner) fetch(ctx context.Context, now time.Time) error {
 
 // cycle runs one evaluation stamped at ts.
 func (r *runner) cycle(ctx context.Context, ts time.Time) {
-	name := r.policy.Metadata.Name
+	name := r.name
 	start := time.Now()
 	mt := r.m.metrics
 	mt.cycles.WithLabelValues(name).Inc()
@@ -531,6 +551,7 @@ func (r *runner) cycle(ctx context.Context, ts time.Time) {
 			}
 			ss := SeriesStatus{Labels: s.Labels.Map(), Observed: s.Observed, Desired: s.Desired, Model: s.Model, Predicted: map[string]float64{}}
 			delete(ss.Labels, PolicyLabel)
+			delete(ss.Labels, PolicyNamespaceLabel)
 			for a, v := range s.Predicted {
 				ss.Predicted[model.Duration(a).String()] = v
 			}
@@ -574,7 +595,7 @@ func (r *runner) cycle(ctx context.Context, ts time.Time) {
 	for m, n := range byModel {
 		mt.seriesByModel.WithLabelValues(name, m).Set(float64(n))
 	}
-	mt.setSeriesBySource(r.policy, c)
+	mt.setSeriesBySource(name, r.policy, c)
 	if len(c.Samples) == 0 {
 		var err error
 		if len(c.Series) == 0 {

@@ -74,8 +74,7 @@ func seriesSignalStatus(ss *SeriesStatus, s SeriesResult) {
 }
 
 // setSeriesBySource counts, per source, the series whose count it drives.
-func (mt *Metrics) setSeriesBySource(p *policy.ForecastPolicy, c *Cycle) {
-	name := p.Metadata.Name
+func (mt *Metrics) setSeriesBySource(name string, p *policy.ForecastPolicy, c *Cycle) {
 	mt.seriesBySource.DeletePartialMatch(prometheus.Labels{"policy": name})
 	by := map[string]int{}
 	for _, src := range p.Spec.Sources {

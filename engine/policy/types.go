@@ -284,3 +284,54 @@ func (s *DataSourceSpec) UnmarshalYAML(unmarshal func(any) error) error {
 	type plain DataSourceSpec
 	return unmarshal((*plain)(s))
 }
+
+// ForecastPolicyStatus is what the forecaster reports of a ForecastPolicy it
+// reads from the Kubernetes API (--policies.source=kubernetes), in the
+// object's status subresource. Policy files have no status.
+type ForecastPolicyStatus struct {
+	// ObservedGeneration is the metadata.generation this status describes.
+	ObservedGeneration int64 `yaml:"observedGeneration,omitempty" json:"observedGeneration,omitempty"`
+	// Conditions are Ready (the policy is valid and its last cycle wrote its
+	// forecasts) and Degraded (it runs but its last cycle failed, e.g. a
+	// PromQL error or an unreachable data source); the reason names the
+	// problem.
+	Conditions []Condition `yaml:"conditions,omitempty" json:"conditions,omitempty"`
+	// SeriesCount is the number of series the last cycle forecast.
+	SeriesCount int32 `yaml:"seriesCount,omitempty" json:"seriesCount,omitempty"`
+	// LastEvaluationTime is the time stamp of the last cycle, RFC 3339.
+	LastEvaluationTime string `yaml:"lastEvaluationTime,omitempty" json:"lastEvaluationTime,omitempty"`
+	// DesiredReplicas is the desired replica count of the last successful
+	// cycle, or its range "min-max" over the series of a fan-out.
+	DesiredReplicas string `yaml:"desiredReplicas,omitempty" json:"desiredReplicas,omitempty"`
+	// DesiredReplicasMin and DesiredReplicasMax are that range as numbers.
+	DesiredReplicasMin *int32 `yaml:"desiredReplicasMin,omitempty" json:"desiredReplicasMin,omitempty"`
+	DesiredReplicasMax *int32 `yaml:"desiredReplicasMax,omitempty" json:"desiredReplicasMax,omitempty"`
+	// Model is the model in use: the one answering for every series, or
+	// "name: count" per model when they differ (auto picks per series).
+	Model string `yaml:"model,omitempty" json:"model,omitempty"`
+}
+
+// Condition is a metav1.Condition: one aspect of an object's state.
+type Condition struct {
+	// Type is Ready or Degraded.
+	Type string `yaml:"type" json:"type"`
+	// Status is True, False or Unknown.
+	Status string `yaml:"status" json:"status"`
+	// ObservedGeneration is the metadata.generation the condition was set for.
+	ObservedGeneration int64 `yaml:"observedGeneration,omitempty" json:"observedGeneration,omitempty"`
+	// LastTransitionTime is when Status last changed, RFC 3339.
+	LastTransitionTime string `yaml:"lastTransitionTime" json:"lastTransitionTime"`
+	// Reason is a CamelCase word for the cause, e.g. InvalidField, QueryFailed.
+	Reason string `yaml:"reason" json:"reason"`
+	// Message says what is wrong in words, naming the field or the query.
+	Message string `yaml:"message" json:"message"`
+}
+
+// DataSourceStatus is what the forecaster reports of a DataSource it reads
+// from the Kubernetes API.
+type DataSourceStatus struct {
+	// ObservedGeneration is the metadata.generation this status describes.
+	ObservedGeneration int64 `yaml:"observedGeneration,omitempty" json:"observedGeneration,omitempty"`
+	// Conditions holds Ready: whether the DataSource is valid.
+	Conditions []Condition `yaml:"conditions,omitempty" json:"conditions,omitempty"`
+}

@@ -24,7 +24,15 @@ const (
 	KeyReactiveTargetPerPod = "reactiveTargetPerPod"
 	KeyMaxForecastAge       = "maxForecastAge"
 	KeyActivationReplicas   = "activationReplicas"
+	// KeyPolicyNamespace selects the namespace of a policy read from the
+	// Kubernetes API (the policy_namespace label); by default the
+	// ScaledObject's own namespace.
+	KeyPolicyNamespace = "policyNamespace"
 )
+
+// PolicyNamespaceLabel is the label the forecaster adds to the series of
+// policies it reads from the Kubernetes API (forecast.PolicyNamespaceLabel).
+const PolicyNamespaceLabel = "policy_namespace"
 
 // DefaultMaxForecastAge is the age beyond which a forecast is stale when the
 // trigger does not set maxForecastAge.
@@ -37,7 +45,7 @@ const DesiredReplicasMetric = "kedastral_desired_replicas"
 // environment (e.g. policyFromEnv).
 const fromEnvSuffix = "FromEnv"
 
-var ownKeys = []string{KeyPolicy, KeyMatchLabels, KeyReactiveQuery, KeyReactiveTargetPerPod, KeyMaxForecastAge, KeyActivationReplicas}
+var ownKeys = []string{KeyPolicy, KeyPolicyNamespace, KeyMatchLabels, KeyReactiveQuery, KeyReactiveTargetPerPod, KeyMaxForecastAge, KeyActivationReplicas}
 
 // kedaKeys are keys KEDA itself reads from (or adds to) the trigger metadata;
 // they are accepted and ignored.
@@ -48,6 +56,14 @@ var kedaKeys = []string{"scalerAddress", "enableTLS", "unsafeSsl", "caCert", "tl
 type Metadata struct {
 	// Policy is the ForecastPolicy name (the policy label).
 	Policy string
+	// PolicyNamespace is the ForecastPolicy's namespace when the forecaster
+	// reads policies from the Kubernetes API (the policy_namespace label).
+	// Set by the policyNamespace key, it must match; defaulted to the
+	// ScaledObject's namespace (SetDefaultNamespace), it excludes series of
+	// other namespaces but not series without the label (policy files).
+	PolicyNamespace string
+	// strictNamespace: PolicyNamespace came from the policyNamespace key.
+	strictNamespace bool
 	// MatchLabels select one series of the policy; sorted by name, never
 	// containing policy or __name__. A label with an empty value matches
 	// series without that label, as in PromQL.
@@ -120,6 +136,12 @@ func ParseMetadata(meta map[string]string) (Metadata, error) {
 	if m.Policy == "" {
 		return Metadata{}, metaErr(KeyPolicy, "is required: the name of the ForecastPolicy")
 	}
+	if v, ok := vals[KeyPolicyNamespace]; ok {
+		if v == "" || !validValue(v) {
+			return Metadata{}, metaErr(KeyPolicyNamespace, "%q is not a namespace name", v)
+		}
+		m.PolicyNamespace, m.strictNamespace = v, true
+	}
 	if !validValue(m.Policy) {
 		return Metadata{}, metaErr(KeyPolicy, "%q is not valid UTF-8", m.Policy)
 	}
@@ -185,6 +207,9 @@ func parseMatchLabels(s string) (labels.Labels, error) {
 		}
 		if name == "policy" {
 			return labels.EmptyLabels(), fmt.Errorf("label \"policy\" is set by the %s key", KeyPolicy)
+		}
+		if name == PolicyNamespaceLabel {
+			return labels.EmptyLabels(), fmt.Errorf("label %q is set by the %s key", PolicyNamespaceLabel, KeyPolicyNamespace)
 		}
 		if seen[name] {
 			return labels.EmptyLabels(), fmt.Errorf("label %q given twice", name)
@@ -254,6 +279,14 @@ func parseDuration(v string) (time.Duration, error) {
 	return 0, fmt.Errorf("%q is not a positive duration such as 90s, 2m or 1h30m", v)
 }
 
+// SetDefaultNamespace sets PolicyNamespace to ns, the ScaledObject's
+// namespace, unless the policyNamespace key set it.
+func (m *Metadata) SetDefaultNamespace(ns string) {
+	if !m.strictNamespace && validValue(ns) {
+		m.PolicyNamespace = ns
+	}
+}
+
 // MetricName is the metric name of the trigger's metric spec: derived from the
 // policy and the match labels only, deterministic, lower case letters, digits
 // and '-', at most 128 characters, and distinct for distinct selections (a
@@ -298,6 +331,11 @@ func (m Metadata) MetricName() string {
 // kedastral_desired_replicas{policy="api",deployment="api"}.
 func (m Metadata) Selector() string {
 	ms := []*labels.Matcher{labels.MustNewMatcher(labels.MatchEqual, "policy", m.Policy)}
+	if m.strictNamespace {
+		// A defaulted namespace also lets series without the label match,
+		// which a selector cannot say; it is left out.
+		ms = append(ms, labels.MustNewMatcher(labels.MatchEqual, PolicyNamespaceLabel, m.PolicyNamespace))
+	}
 	m.MatchLabels.Range(func(l labels.Label) {
 		ms = append(ms, labels.MustNewMatcher(labels.MatchEqual, l.Name, l.Value))
 	})
@@ -311,6 +349,12 @@ func (m Metadata) Selector() string {
 // matches reports whether a series' labels satisfy the match labels (PromQL
 // equality: an empty value matches an absent label).
 func (m Metadata) matches(ls labels.Labels) bool {
+	if m.PolicyNamespace != "" {
+		v := ls.Get(PolicyNamespaceLabel)
+		if v != m.PolicyNamespace && (m.strictNamespace || v != "") {
+			return false
+		}
+	}
 	ok := true
 	m.MatchLabels.Range(func(l labels.Label) {
 		if ls.Get(l.Name) != l.Value {

@@ -253,6 +253,9 @@ func parseRef(ref *pb.ScaledObjectRef) (Metadata, error) {
 		return Metadata{}, status.Error(codes.InvalidArgument, "scaledObjectRef is required")
 	}
 	m, err := ParseMetadata(ref.GetScalerMetadata())
+	if err == nil {
+		m.SetDefaultNamespace(ref.GetNamespace())
+	}
 	return m, grpcError(err)
 }
 

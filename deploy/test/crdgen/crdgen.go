@@ -95,6 +95,36 @@ var optionalWithoutOmitempty = map[string]bool{
 	"ForecastPolicySpec.leadTime": true, // 0: scale for now
 }
 
+// celRules are the x-kubernetes-validations of a type's object schema: the
+// checks of engine/policy's Validate the API server can run at apply time,
+// so kubectl apply refuses such an object instead of the forecaster
+// reporting it in the status. Each names its field (fieldPath), and a zero
+// where engine/policy reads zero as "the default" is allowed.
+var celRules = map[reflect.Type][]apiextv1.ValidationRule{
+	reflect.TypeFor[policy.Capacity](): {
+		{Rule: "self.targetPerPod > 0.0", Message: "must be a positive number", FieldPath: ".targetPerPod"},
+		{Rule: "self.max >= 1", Message: "must be at least 1", FieldPath: ".max"},
+		{Rule: "!has(self.min) || self.min >= 0", Message: "must not be negative", FieldPath: ".min"},
+		{Rule: "!has(self.min) || self.min <= self.max", Message: "min is greater than max", FieldPath: ".min"},
+		{Rule: "!has(self.headroom) || (self.headroom >= 0.0 && self.headroom <= 100.0)", Message: "must be in (0, 100]", FieldPath: ".headroom"},
+		{Rule: "!has(self.tolerance) || (self.tolerance >= 0.0 && self.tolerance < 1.0)", Message: "must be in [0, 1)", FieldPath: ".tolerance"},
+	},
+	reflect.TypeFor[policy.ModelSpec](): {
+		{Rule: "!has(self.quantile) || (self.quantile >= 0.0 && self.quantile < 1.0)", Message: "must be in (0, 1)", FieldPath: ".quantile"},
+		{Rule: "has(self.byom) == (has(self.type) && self.type == 'byom')", Message: "is required with type byom and only allowed with it", FieldPath: ".byom"},
+	},
+	reflect.TypeFor[policy.Source](): {
+		{Rule: "!has(self.quantile) || (self.quantile >= 0.0 && self.quantile < 1.0)", Message: "must be in (0, 1)", FieldPath: ".quantile"},
+		{Rule: "!has(self.targetPerPod) || self.targetPerPod >= 0.0", Message: "must be a positive number", FieldPath: ".targetPerPod"},
+		{Rule: "self.query != ''", Message: "is required", FieldPath: ".query"},
+	},
+}
+
+// minItems are the lists that must not be empty, by "Type.field".
+var minItems = map[string]int64{
+	"ForecastPolicySpec.sources": 1,
+}
+
 type generator struct {
 	docs map[string]string // "pkgpath.Type.Field" and "pkgpath.Type" → doc comment
 	err  error
@@ -108,19 +138,28 @@ func CRDs() ([]*apiextv1.CustomResourceDefinition, error) {
 			return nil, err
 		}
 	}
-	fp := g.crd("ForecastPolicy", "forecastpolicies", []string{"fpol"}, reflect.TypeFor[policy.ForecastPolicySpec](), []apiextv1.CustomResourceColumnDefinition{
+	ready := `.status.conditions[?(@.type=="Ready")]`
+	fp := g.crd("ForecastPolicy", "forecastpolicies", []string{"fpol"}, reflect.TypeFor[policy.ForecastPolicySpec](), reflect.TypeFor[policy.ForecastPolicyStatus](), []apiextv1.CustomResourceColumnDefinition{
 		{Name: "Target", Type: "string", JSONPath: ".spec.targetRef.name"},
-		{Name: "Metric", Type: "string", JSONPath: ".spec.metric"},
-		{Name: "Model", Type: "string", JSONPath: ".spec.model.type"},
-		{Name: "Horizon", Type: "string", JSONPath: ".spec.horizon"},
-		{Name: "Lead Time", Type: "string", JSONPath: ".spec.leadTime"},
-		{Name: "Min", Type: "integer", JSONPath: ".spec.capacity.min"},
-		{Name: "Max", Type: "integer", JSONPath: ".spec.capacity.max"},
+		{Name: "Ready", Type: "string", JSONPath: ready + ".status"},
+		{Name: "Reason", Type: "string", JSONPath: ready + ".reason"},
+		{Name: "Desired", Type: "string", JSONPath: ".status.desiredReplicas"},
+		{Name: "Series", Type: "integer", JSONPath: ".status.seriesCount"},
+		{Name: "Model", Type: "string", JSONPath: ".status.model"},
+		{Name: "Last Evaluation", Type: "date", JSONPath: ".status.lastEvaluationTime"},
 		{Name: "Age", Type: "date", JSONPath: ".metadata.creationTimestamp"},
+		{Name: "Metric", Type: "string", JSONPath: ".spec.metric", Priority: 1},
+		{Name: "Horizon", Type: "string", JSONPath: ".spec.horizon", Priority: 1},
+		{Name: "Lead Time", Type: "string", JSONPath: ".spec.leadTime", Priority: 1},
+		{Name: "Min", Type: "integer", JSONPath: ".spec.capacity.min", Priority: 1},
+		{Name: "Max", Type: "integer", JSONPath: ".spec.capacity.max", Priority: 1},
+		{Name: "Message", Type: "string", JSONPath: ready + ".message", Priority: 1},
 	})
-	ds := g.crd("DataSource", "datasources", nil, reflect.TypeFor[policy.DataSourceSpec](), []apiextv1.CustomResourceColumnDefinition{
+	ds := g.crd("DataSource", "datasources", nil, reflect.TypeFor[policy.DataSourceSpec](), reflect.TypeFor[policy.DataSourceStatus](), []apiextv1.CustomResourceColumnDefinition{
 		{Name: "Type", Type: "string", JSONPath: ".spec.type"},
 		{Name: "URL", Type: "string", JSONPath: ".spec.url"},
+		{Name: "Ready", Type: "string", JSONPath: ready + ".status"},
+		{Name: "Reason", Type: "string", JSONPath: ready + ".reason"},
 		{Name: "Age", Type: "date", JSONPath: ".metadata.creationTimestamp"},
 	})
 	if g.err != nil {
@@ -168,10 +207,11 @@ func Marshal(c *apiextv1.CustomResourceDefinition) ([]byte, error) {
 	return append([]byte("# Generated from engine/policy/types.go by deploy/test/cmd/crdgen (make crds). DO NOT EDIT.\n"), b...), nil
 }
 
-func (g *generator) crd(kind, plural string, short []string, specType reflect.Type, cols []apiextv1.CustomResourceColumnDefinition) *apiextv1.CustomResourceDefinition {
+func (g *generator) crd(kind, plural string, short []string, specType, statusType reflect.Type, cols []apiextv1.CustomResourceColumnDefinition) *apiextv1.CustomResourceDefinition {
 	spec := g.schema(specType, "")
 	spec.Description = g.docs[typeKey(specType)]
-	preserve := true
+	status := g.schema(statusType, "status")
+	status.Description = g.docs[typeKey(statusType)]
 	root := apiextv1.JSONSchemaProps{
 		Type:        "object",
 		Description: g.docs[typeKey(reflect.TypeFor[policy.ForecastPolicy]())],
@@ -181,11 +221,7 @@ func (g *generator) crd(kind, plural string, short []string, specType reflect.Ty
 			"kind":       {Type: "string", Description: "Kind is " + kind + "."},
 			"metadata":   {Type: "object"},
 			"spec":       spec,
-			"status": {
-				Type:                   "object",
-				Description:            "Status is reserved for a controller; the forecaster reports on /metrics and in its logs.",
-				XPreserveUnknownFields: &preserve,
-			},
+			"status":     status,
 		},
 	}
 	if kind == "DataSource" {
@@ -277,6 +313,7 @@ func (g *generator) schema(t reflect.Type, path string) apiextv1.JSONSchemaProps
 		s := apiextv1.JSONSchemaProps{Type: "object", Properties: map[string]apiextv1.JSONSchemaProps{}}
 		g.fields(t, path, &s)
 		slices.Sort(s.Required)
+		s.XValidations = celRules[t]
 		return s
 	}
 	g.fail("%s: no schema for %s (kind %s)", path, t, t.Kind())
@@ -324,6 +361,9 @@ func (g *generator) fields(t reflect.Type, path string, s *apiextv1.JSONSchemaPr
 		}
 		p := g.schema(f.Type, path+"."+name)
 		p.Description = g.docs[typeKey(t)+"."+f.Name]
+		if n, ok := minItems[t.Name()+"."+name]; ok {
+			p.MinItems = &n
+		}
 		s.Properties[name] = p
 		if own && !strings.Contains(opts, "omitempty") && f.Type.Kind() != reflect.Pointer && !optionalWithoutOmitempty[t.Name()+"."+name] {
 			s.Required = append(s.Required, name)
