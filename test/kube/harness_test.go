@@ -103,7 +103,7 @@ func getCluster(t *testing.T) *cluster {
 	dir := binDir()
 	for _, b := range []string{"kube-apiserver", "etcd"} {
 		if _, err := os.Stat(filepath.Join(dir, b)); err != nil {
-			msg := fmt.Sprintf("%s not in %s: run test/kube/bins/build.sh (about 25 minutes of CPU, once) or set KEDASTRAL_KUBE_BIN", b, dir)
+			msg := fmt.Sprintf("%s not in %s: run test/kube/bins/build.sh (about 7 minutes of CPU, once) or set KEDASTRAL_KUBE_BIN", b, dir)
 			if os.Getenv("CI") != "" {
 				t.Fatal(msg)
 			}
