@@ -3,6 +3,7 @@ package model
 import (
 	"context"
 	"math"
+	"sync"
 	"time"
 )
 
@@ -30,18 +31,18 @@ type conformal struct {
 	inner   Model
 	q       float64
 	step    time.Duration
-	anchors []int // horizons in steps, increasing
+	anchors []int // horizons in steps, increasing; shared, read-only
 	errs    []sketch
 	level   []float64 // adaptive quantile level per anchor
 	loss    []float64 // moving average of the relative pinball loss per anchor
-	hits    []int     // bound met, per anchor
-	scored  []int
+	hits    []int32   // bound met, per anchor
+	scored  []int32
 	// pending holds the forecasts waiting for their target, per anchor a
 	// ring of anchor-many slots indexed by the origin's step number: a
 	// forecast k steps ahead is scored k steps later, when the next one
 	// takes its slot.
 	pending []slot
-	ring    []int // offset of each anchor's ring in pending
+	ring    []int // offset of each anchor's ring in pending; shared, read-only
 	end     time.Time
 	started bool
 	mean    float64 // slow moving average of the series
@@ -95,24 +96,43 @@ func anchorsUpTo(n int) []int {
 	return a
 }
 
+// anchorSet is the anchors up to a horizon and the offsets of their rings,
+// shared by every conformal bound with that horizon: thousands of series
+// need only one copy.
+type anchorSet struct {
+	anchors, ring []int
+	total         int
+}
+
+var anchorSets sync.Map // horizon → *anchorSet
+
+func anchorsFor(n int) *anchorSet {
+	if a, ok := anchorSets.Load(n); ok {
+		return a.(*anchorSet)
+	}
+	a := &anchorSet{anchors: anchorsUpTo(n)}
+	a.ring = make([]int, len(a.anchors))
+	for i, k := range a.anchors {
+		a.ring[i] = a.total
+		a.total += k
+	}
+	v, _ := anchorSets.LoadOrStore(n, a)
+	return v.(*anchorSet)
+}
+
 func (c *conformal) reset(n int) {
-	c.anchors = anchorsUpTo(n)
+	set := anchorsFor(n)
+	c.anchors, c.ring = set.anchors, set.ring
 	k := len(c.anchors)
 	c.errs = make([]sketch, k)
-	c.ring = make([]int, k)
-	total := 0
-	for i, a := range c.anchors {
-		c.ring[i] = total
-		total += a
-	}
-	c.pending = make([]slot, total)
+	c.pending = make([]slot, set.total)
 	c.level = make([]float64, k)
 	for i := range c.level {
 		c.level[i] = c.q
 	}
 	c.loss = make([]float64, k)
-	c.hits = make([]int, k)
-	c.scored = make([]int, k)
+	c.hits = make([]int32, k)
+	c.scored = make([]int32, k)
 	c.adj = make([]float64, k)
 }
 

@@ -49,7 +49,7 @@ func TestHoltWintersIncremental(t *testing.T) {
 		t.Fatalf("incremental state level %v trend %v pos %d, replay %v %v %d", got.level, got.trend, got.pos, want.level, want.trend, want.pos)
 	}
 	for i := range got.season {
-		if math.Abs(got.season[i]-want.season[i]) > 1e-9 {
+		if math.Abs(float64(got.season[i]-want.season[i])) > 1e-9 {
 			t.Fatalf("season[%d] = %v, replay %v", i, got.season[i], want.season[i])
 		}
 	}
