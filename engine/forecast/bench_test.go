@@ -243,6 +243,7 @@ func BenchmarkForecaster(b *testing.B) {
 	b.ReportMetric(loaded.fetch.Seconds(), "first-fetch-s")
 	b.ReportMetric(loaded.perSeries, "bytes/series")
 	b.ReportMetric(float64(loaded.histBytes)/float64(loaded.n), "history-bytes/series")
+	b.ReportMetric(float64(e.ModelBytes())/float64(loaded.n), "model-bytes/series-now")
 	b.ReportMetric(float64(fetch.Milliseconds())/float64(b.N), "fetch-ms")
 	b.ReportMetric(float64(loaded.n), "series")
 }

@@ -249,6 +249,17 @@ func (e *Evaluator) HistoryBytes() int {
 	return n
 }
 
+// ModelBytes is the memory the per-series models hold (see model.Sizer).
+func (e *Evaluator) ModelBytes() int {
+	n := 0
+	for _, st := range e.series {
+		if st.model != nil {
+			n += model.StateBytes(st.model)
+		}
+	}
+	return n
+}
+
 // Policy returns the evaluated policy.
 func (e *Evaluator) Policy() *policy.ForecastPolicy { return e.policy }
 

@@ -84,8 +84,8 @@ func TestHistoryCompaction(t *testing.T) {
 	}
 	h.compact()
 	// 27 points: the oldest 15 in 3 coarse points, the newest 12 (>= 10) at the step.
-	if len(h.coarse) != 3 || len(h.fine) != 12 {
-		t.Fatalf("coarse %d fine %d, want 3 and 12", len(h.coarse), len(h.fine))
+	if h.coarse.len() != 3 || h.fine.len() != 12 {
+		t.Fatalf("coarse %d fine %d, want 3 and 12", h.coarse.len(), h.fine.len())
 	}
 	var buf []float64
 	v := h.view(&buf)
