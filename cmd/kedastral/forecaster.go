@@ -11,6 +11,8 @@ import (
 	"os"
 	"os/signal"
 	"reflect"
+	"strconv"
+	"strings"
 	"sync"
 	"syscall"
 	"time"
@@ -71,10 +73,33 @@ type HistoryFlags struct {
 type ShardFlags struct {
 	Count int `name:"count" default:"1" help:"Number of forecaster replicas sharing the policies; each series is forecast by exactly one of them (rendezvous hash of its policy and labels)."`
 	Index int `name:"index" default:"0" help:"This replica's index in [0, --shard.count); in a StatefulSet, the pod ordinal (the apps.kubernetes.io/pod-index label)."`
+	// IndexFromHostname serves StatefulSets: a pod's hostname is its name,
+	// <statefulset>-<ordinal>, on every Kubernetes version.
+	IndexFromHostname bool `name:"index-from-hostname" help:"Take --shard.index from the number after the last '-' of the hostname, the pod ordinal in a StatefulSet (pod <name>-<ordinal>)."`
+}
+
+// shardIndexFromHostname returns the ordinal that ends a StatefulSet pod's
+// hostname.
+func shardIndexFromHostname(host string) (int, error) {
+	i := strings.LastIndexByte(host, '-')
+	n, err := strconv.Atoi(host[i+1:])
+	if i < 0 || err != nil || n < 0 || host[i+1:] != strconv.Itoa(n) {
+		return 0, fmt.Errorf("--shard.index-from-hostname: hostname %q does not end in -<ordinal> as a StatefulSet pod's does", host)
+	}
+	return n, nil
 }
 
 // Validate checks the flags before anything starts.
 func (c *ForecasterCmd) Validate() error {
+	if c.Shard.IndexFromHostname {
+		host, err := os.Hostname()
+		if err != nil {
+			return fmt.Errorf("--shard.index-from-hostname: %w", err)
+		}
+		if c.Shard.Index, err = shardIndexFromHostname(host); err != nil {
+			return err
+		}
+	}
 	if c.Shard.Count < 1 || c.Shard.Index < 0 || c.Shard.Index >= c.Shard.Count {
 		return fmt.Errorf("--shard.index=%d --shard.count=%d: want a count of at least 1 and 0 <= index < count", c.Shard.Index, c.Shard.Count)
 	}
