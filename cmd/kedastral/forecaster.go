@@ -62,6 +62,12 @@ type ForecasterCmd struct {
 	Web         WebFlags         `embed:"" prefix:"web."`
 	Shard       ShardFlags       `embed:"" prefix:"shard."`
 	History     HistoryFlags     `embed:"" prefix:"history."`
+	Query       QueryFlags       `embed:"" prefix:"query."`
+}
+
+// QueryFlags bound the forecaster's load on the query API.
+type QueryFlags struct {
+	MaxConcurrency int `name:"max-concurrency" default:"8" help:"Most query requests in flight at once, over all policies and data sources: the first full load of many policies waits for a slot rather than sending every policy's history request at once. 0 means no bound."`
 }
 
 // HistoryFlags size the per-series history kept in memory.
@@ -102,6 +108,9 @@ func (c *ForecasterCmd) Validate() error {
 	}
 	if c.Shard.Count < 1 || c.Shard.Index < 0 || c.Shard.Index >= c.Shard.Count {
 		return fmt.Errorf("--shard.index=%d --shard.count=%d: want a count of at least 1 and 0 <= index < count", c.Shard.Index, c.Shard.Count)
+	}
+	if c.Query.MaxConcurrency < 0 {
+		return fmt.Errorf("--query.max-concurrency=%d: want 0 (no bound) or more", c.Query.MaxConcurrency)
 	}
 	if c.History.FullResolution < 0 {
 		return fmt.Errorf("--history.full-resolution=%s: want 0 (all at the policy's step) or more", c.History.FullResolution)
@@ -177,6 +186,7 @@ func (c *ForecasterCmd) Run(logger log.Logger) error {
 	}
 	queriers := &querierCache{defaults: promapi.ClientConfig{
 		URL: c.Prometheus.URL, HTTPClientConfig: queryHTTP, Timeout: c.Prometheus.Timeout,
+		Limiter: promapi.NewLimiter(c.Query.MaxConcurrency),
 	}}
 	mgr, err := forecast.NewManager(forecast.Options{
 		Logger:     logger,
@@ -334,7 +344,7 @@ func (q *querierCache) get(ds *policy.DataSource) (forecast.Querier, error) {
 	if cc, ok := q.byName[ds.Metadata.Name]; ok && reflect.DeepEqual(cc.spec, ds.Spec) {
 		return cc.client, nil
 	}
-	c, err := promapi.NewClient(promapi.ClientConfig{URL: ds.Spec.URL, HTTPClientConfig: ds.Spec.HTTPClientConfig, Timeout: q.defaults.Timeout})
+	c, err := promapi.NewClient(promapi.ClientConfig{URL: ds.Spec.URL, HTTPClientConfig: ds.Spec.HTTPClientConfig, Timeout: q.defaults.Timeout, Limiter: q.defaults.Limiter})
 	if err != nil {
 		return nil, fmt.Errorf("data source %q: %w", ds.Metadata.Name, err)
 	}
