@@ -74,6 +74,7 @@ type Server struct {
 	// reactive queries' results per query.
 	forecasts *cache[*forecastSet]
 	reactive  *cache[[]promapi.Sample]
+	triggers  *triggerCache
 	cancel    context.CancelFunc
 	lis       net.Listener
 	grpc      *grpc.Server
@@ -127,6 +128,7 @@ func NewServer(opts Options) (*Server, error) {
 		logger:    opts.Logger,
 		metrics:   NewMetrics(opts.Registerer),
 		forecasts: newCache[*forecastSet](base, opts.CacheTTL, opts.Now),
+		triggers:  newTriggerCache(),
 		reactive:  newCache[[]promapi.Sample](base, opts.CacheTTL, opts.Now),
 		cancel:    cancel,
 		lis:       lis,
