@@ -680,6 +680,9 @@ func (e *Evaluator) evaluateSeries(ctx context.Context, st *seriesState, n int, 
 			r.Err = fmt.Errorf("build model %q: %w", s.Model.Type, err)
 			return r
 		}
+		// Each series refits at its own time of day, so that the series
+		// started together do not all refit in one cycle a day later.
+		model.Stagger(m, float64(st.labels.Hash()>>11)/(1<<53))
 		st.model = m
 	}
 	fc, err := st.model.Forecast(ctx, st.hist.view(buf), n)

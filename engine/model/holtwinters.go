@@ -17,7 +17,9 @@ import (
 // The forecast h steps ahead is ℓ + (φ + … + φ^h)·b + s at that time of day.
 // The parameters are fitted on the last two weeks of history by a grid search
 // that minimizes the sum of absolute one-step and 15-minute-ahead errors, and
-// refitted once a day of new history has arrived; in between, each new point
+// refitted once a day of new history has arrived (or, once staggered, daily
+// at a time of day that the forecaster sets per series, see Stagger, so
+// that thousands of series do not refit in one cycle); in between, each new point
 // updates the state in O(1), so a cycle costs O(horizon). Gaps of at most
 // 15 minutes (one step on coarser series) are interpolated linearly once the
 // value after them arrives; longer ones are coasted over. Robustness: an
@@ -86,6 +88,10 @@ type holtWinters struct {
 	prev    float64 // the last value consumed
 	hasPrev bool
 	recent  []float64 // scratch
+	// phase is the refit time after the start of each day once staggered
+	// (see Stagger).
+	phase     time.Duration
+	staggered bool
 }
 
 func newHoltWinters(step time.Duration) *holtWinters {
@@ -241,7 +247,7 @@ func (hw *holtWinters) Forecast(ctx context.Context, h History, n int) ([]float6
 	}
 	end := h.End()
 	switch {
-	case hw.ready && !end.Before(hw.end) && end.Sub(hw.lastFit) < hwRefit && !hw.end.Before(h.Start.Add(-h.Step)):
+	case hw.ready && !end.Before(hw.end) && !hw.refitDue(end) && !hw.end.Before(h.Start.Add(-h.Step)):
 		hw.consume(h, end)
 	default:
 		hw.ready = hw.fit(h.Values)
