@@ -5,6 +5,7 @@
 package forecast
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -67,6 +68,12 @@ const refetchSteps = 3
 // fetchChunkSteps is the most steps one range query of a fetch spans (6h
 // at a 1m step): the first fetch of a two-week lookback is 56 of them.
 const fetchChunkSteps = 360
+
+// fetchMaxPoints bounds the points one range query of a fetch returns: once
+// the first chunk shows how many series a query has, a query with thousands
+// of them is read in shorter chunks (10 000 series: 100 steps), so that no
+// response is too large for the server or this process.
+const fetchMaxPoints = 1_000_000
 
 // DefaultFullResolution is how much of a series' newest history is kept at
 // the policy's step by default; older history is kept at compactStep (the
@@ -174,6 +181,8 @@ type Evaluator struct {
 	// warmBudget bounds the time a cycle spends on series whose model has
 	// not forecast yet (zero: no bound); see SetWarmupBudget.
 	warmBudget time.Duration
+	// maxFetchPoints is fetchMaxPoints; tests make it smaller.
+	maxFetchPoints int
 	// scratch holds one buffer per evaluation worker for the history at
 	// the full step that the models read.
 	scratch [][]float64
@@ -191,7 +200,7 @@ func NewEvaluator(p *policy.ForecastPolicy, q Querier) *Evaluator {
 	// skipped validation, and the evaluator then applies no event.
 	events, _ := policy.CompileEvents(p.Spec.Events)
 	return &Evaluator{policy: p, querier: q, series: map[uint64]*seriesState{}, groups: map[uint64]*groupState{},
-		events: events, parallelism: runtime.GOMAXPROCS(0), fullRes: DefaultFullResolution}
+		events: events, parallelism: runtime.GOMAXPROCS(0), fullRes: DefaultFullResolution, maxFetchPoints: fetchMaxPoints}
 }
 
 // AccountUnderprovision makes Fetch read the policy's readyReplicasQuery and
@@ -297,10 +306,11 @@ func (e *Evaluator) Fetch(ctx context.Context, now time.Time) (int, error) {
 	keepFine, factor := e.compaction()
 	// The first fetch of a long lookback is read a chunk of time at a time,
 	// so that the points of thousands of series are never all in memory at
-	// once and each query stays small for the server.
-	chunk := max(step, time.Duration(fetchChunkSteps)*step)
-	for from := start; !from.After(end); from = from.Add(chunk) {
-		to := from.Add(chunk - step)
+	// once and each query stays small for the server: fetchChunkSteps, and
+	// after the first chunk at most maxFetchPoints points a query.
+	chunkSteps := fetchChunkSteps
+	for from := start; !from.After(end); {
+		to := from.Add(time.Duration(chunkSteps-1) * step)
 		if to.After(end) {
 			to = end
 		}
@@ -318,6 +328,13 @@ func (e *Evaluator) Fetch(ctx context.Context, now time.Time) (int, error) {
 		if err := checkJoin(s.Sources, results); err != nil {
 			return 0, err
 		}
+		maxPoints := cmp.Or(e.maxFetchPoints, fetchMaxPoints)
+		for _, res := range results {
+			if len(res) > 0 {
+				chunkSteps = max(1, min(chunkSteps, maxPoints/len(res)))
+			}
+		}
+		from = to.Add(step)
 		for i, res := range results {
 			for _, r := range res {
 				join := outputLabels(r.Labels, e.policy.Metadata.Name)
