@@ -234,19 +234,26 @@ func (e *Evaluator) SetWarmupBudget(d time.Duration) { e.warmBudget = d }
 // errWarmingUp is the error of a series whose model a cycle had no time to start.
 var errWarmingUp = fmt.Errorf("model warming up after a start, forecast in a later cycle: %w", model.ErrInsufficientData)
 
-// compaction returns how many steps a history keeps at the policy's step
-// and how many steps an older point covers (below 2: no compaction).
-func (e *Evaluator) compaction() (keepFine, factor int) {
+// narrowAfter is the age beyond which full-step history may be kept at 8
+// bits (see packed): the one-day lag and the level window and horizon
+// around it stay at 16 bits or more.
+const narrowAfter = 2 * 24 * time.Hour
+
+// compaction returns how many steps a history keeps at the policy's step,
+// how many of those at 16 bits or more, and how many steps an older point
+// covers (below 2: no compaction).
+func (e *Evaluator) compaction() (keepFine, keepWide, factor int) {
 	s := &e.policy.Spec
 	step := time.Duration(s.Step)
 	if e.fullRes <= 0 || step <= 0 || step >= compactStep || compactStep%step != 0 ||
 		time.Duration(s.Lookback)+historyMargin <= e.fullRes+compactStep {
-		return 0, 0
+		return 0, 0, 0
 	}
-	keepFine = int(e.fullRes / step)
 	// Keep the full step over the horizon behind the one-day lag too.
-	keepFine += max(s.HorizonSteps(), s.CoverSteps())
-	return keepFine, int(compactStep / step)
+	horizon := max(s.HorizonSteps(), s.CoverSteps())
+	keepFine = int(e.fullRes/step) + horizon
+	keepWide = int(narrowAfter/step) + horizon
+	return keepFine, keepWide, int(compactStep / step)
 }
 
 // HistoryBytes is the memory the per-series histories hold.
@@ -303,7 +310,7 @@ func (e *Evaluator) Fetch(ctx context.Context, now time.Time) (int, error) {
 	multi := len(s.Sources) > 1
 	points := 0
 	seen := map[uint64]bool{}
-	keepFine, factor := e.compaction()
+	keepFine, keepWide, factor := e.compaction()
 	// The first fetch of a long lookback is read a chunk of time at a time,
 	// so that the points of thousands of series are never all in memory at
 	// once and each query stays small for the server: fetchChunkSteps, and
@@ -350,7 +357,7 @@ func (e *Evaluator) Fetch(ctx context.Context, now time.Time) (int, error) {
 				st, ok := e.series[h]
 				if !ok {
 					st = &seriesState{source: i, labels: lbls, join: join, hist: history{step: step}}
-					st.hist.compactTo(keepFine, factor)
+					st.hist.compactTo(keepFine, keepWide, factor)
 					e.series[h] = st
 				}
 				st.hist.trimBefore(windowStart)

@@ -1,6 +1,7 @@
 package forecast
 
 import (
+	"encoding/binary"
 	"math"
 	"time"
 	"unsafe"
@@ -26,9 +27,12 @@ type history struct {
 	fine   packed // fine point i is at start + (coarse.len()*factor + i)*step
 
 	// factor is the number of steps a coarse point covers (compaction off
-	// when < 2); keepFine the number of steps kept at the full step.
+	// when < 2); keepFine the number of steps kept at the full step, and
+	// keepWide the newest of those kept at 16 bits or more (older ones
+	// narrowed to 8 bits where precise enough, see packed).
 	factor   int
 	keepFine int
+	keepWide int
 
 	lastT  time.Time // time of the newest finite value set; zero when unknown
 	lastV  float64
@@ -36,12 +40,13 @@ type history struct {
 }
 
 // compactTo turns compaction on: the history keeps the newest keepFine
-// steps at the full step and older ones factor steps to a point.
-func (h *history) compactTo(keepFine, factor int) {
+// steps at the full step, the newest keepWide of them at 16 bits or more,
+// and older ones factor steps to a point.
+func (h *history) compactTo(keepFine, keepWide, factor int) {
 	if factor < 2 || keepFine < 1 {
 		return
 	}
-	h.keepFine, h.factor = keepFine, factor
+	h.keepFine, h.keepWide, h.factor = keepFine, min(keepWide, keepFine), factor
 }
 
 // coarseSteps is the number of steps the coarse points cover.
@@ -140,9 +145,16 @@ func (h *history) trimBefore(from time.Time) {
 }
 
 // compact moves the fine points older than the newest keepFine steps into
-// coarse points, whole coarse points at a time.
+// coarse points, whole coarse points at a time, and narrows those older than
+// the newest keepWide.
 func (h *history) compact() {
-	if h.factor < 2 || h.fine.len() < h.keepFine+h.factor {
+	if h.factor < 2 {
+		return
+	}
+	if h.keepWide > 0 {
+		h.fine.narrow(h.fine.len() - h.keepWide)
+	}
+	if h.fine.len() < h.keepFine+h.factor {
 		return
 	}
 	n := (h.fine.len() - h.keepFine) / h.factor
@@ -232,35 +244,38 @@ func (h *history) end() time.Time {
 // bytes is the memory the history's arrays hold.
 func (h *history) bytes() int { return h.coarse.bytes() + h.fine.bytes() }
 
-// packed is a sliding array of values at 2 bytes a point where precision
-// allows: appended at the end, dropped from the front. The newest points
-// (tail, at least packKeep of them) are float32, so that a refetch of the
-// newest steps rewrites them cheaply; older ones are sealed in blocks of
+// packed is a sliding array of values at 1 or 2 bytes a point where
+// precision allows: appended at the end, dropped from the front. The newest
+// points (tail, at least packKeep of them) are float32, so that a refetch of
+// the newest steps rewrites them cheaply; older ones are sealed in blocks of
 // packLen, each stored as 16-bit steps between its smallest and largest
-// finite value (value = lo + code·scale, packMissing for NaN and ±Inf, which
-// every model skips alike). A block is sealed that way only when its
-// rounding error, at most scale/2, is within packTol of its mean absolute
-// value (about 1e-5 on a daily cycle, below any forecast's error by four
-// orders of magnitude); a block with a spike far above its mean keeps its
-// float32 values instead. Two weeks at 1m then take about 27 KB instead of
-// 56 KB.
+// finite value (value = lo + code·scale, the largest code for NaN and ±Inf,
+// which every model skips alike) when that rounds by at most packTol16 of
+// the block's mean absolute value (about 1e-5 on a daily cycle, below any
+// forecast's error by four orders of magnitude); a block with a spike far
+// above its mean keeps its float32 values instead. narrow stores the blocks
+// older than a point at 8 bits where that rounds by at most packTol8 (0.2%
+// of the mean, far below the noise of any demand series): seasonal lags of
+// two days and more read those. Two weeks at 1m then take about 21 KB
+// instead of 56 KB as float32.
 type packed struct {
-	blocks []packBlock
-	skip   int // points of blocks[0] already dropped
-	tail   []float32
+	blocks   []packBlock
+	skip     int // points of blocks[0] already dropped
+	narrowed int // blocks[:narrowed] are sealed at 8 bits where they can be
+	tail     []float32
 }
 
 type packBlock struct {
 	lo, scale float64
-	codes     [packLen]uint16
-	raw       *[packLen]float32 // the block's values when not packed (codes unused)
+	width     int    // bytes a point: 1 or 2 (codes), 4 (float32 bits)
+	data      []byte // packLen points of width bytes, little endian
 }
 
 const (
-	packLen     = 256
-	packKeep    = 32 // newest points never sealed; more than refetchSteps
-	packMissing = math.MaxUint16
-	packTol     = 5e-5
+	packLen   = 256
+	packKeep  = 32 // newest points never sealed; more than refetchSteps
+	packTol16 = 5e-5
+	packTol8  = 2e-3
 )
 
 func (p *packed) sealed() int { return len(p.blocks)*packLen - p.skip }
@@ -278,11 +293,16 @@ func (p *packed) at(i int) float64 {
 }
 
 func (b *packBlock) value(j int) float64 {
-	if b.raw != nil {
-		return float64(b.raw[j])
+	var c, missing uint32
+	switch b.width {
+	case 1:
+		c, missing = uint32(b.data[j]), math.MaxUint8
+	case 2:
+		c, missing = uint32(binary.LittleEndian.Uint16(b.data[2*j:])), math.MaxUint16
+	default:
+		return float64(math.Float32frombits(binary.LittleEndian.Uint32(b.data[4*j:])))
 	}
-	c := b.codes[j]
-	if c == packMissing {
+	if c == missing {
 		return math.NaN()
 	}
 	return b.lo + float64(c)*b.scale
@@ -296,13 +316,14 @@ func (p *packed) set(i int, v float32) {
 		return
 	}
 	i += p.skip
-	b := &p.blocks[i/packLen]
+	bi := i / packLen
+	b := &p.blocks[bi]
 	var vals [packLen]float32
 	for j := range vals {
 		vals[j] = float32(b.value(j))
 	}
 	vals[i%packLen] = v
-	b.seal(vals[:])
+	b.seal(vals[:], bi < p.narrowed)
 }
 
 // append adds a point at the end, sealing the oldest tail points into a
@@ -318,13 +339,31 @@ func (p *packed) append(v float32) {
 		p.blocks = append(make([]packBlock, 0, len(p.blocks)+len(p.blocks)/8+2), p.blocks...)
 	}
 	p.blocks = p.blocks[:len(p.blocks)+1]
-	p.blocks[len(p.blocks)-1].seal(p.tail[:packLen])
+	p.blocks[len(p.blocks)-1].seal(p.tail[:packLen], false)
 	n := copy(p.tail, p.tail[packLen:])
 	p.tail = p.tail[:n]
 }
 
-// seal stores vals (packLen of them) in b.
-func (b *packBlock) seal(vals []float32) {
+// narrow seals the blocks whose points are all before point n again, at 8
+// bits where that is precise enough.
+func (p *packed) narrow(n int) {
+	last := (n + p.skip) / packLen // blocks before it end by point n
+	for ; p.narrowed < min(last, len(p.blocks)); p.narrowed++ {
+		b := &p.blocks[p.narrowed]
+		if b.width != 2 {
+			continue // float32 for a spike, or already 8 bits
+		}
+		var vals [packLen]float32
+		for j := range vals {
+			vals[j] = float32(b.value(j))
+		}
+		b.seal(vals[:], true)
+	}
+}
+
+// seal stores vals (packLen of them) in b: at 8 bits if narrow and that is
+// precise enough, else at 16 bits if that is, else as float32.
+func (b *packBlock) seal(vals []float32, narrow bool) {
 	lo, hi, sumAbs, n := math.Inf(1), math.Inf(-1), 0.0, 0
 	for _, f := range vals {
 		if v := float64(f); finite(v) {
@@ -333,28 +372,49 @@ func (b *packBlock) seal(vals []float32) {
 			n++
 		}
 	}
-	b.raw = nil
+	width := 4
 	if n == 0 {
-		b.lo, b.scale = 0, 0
-		for j := range b.codes {
-			b.codes[j] = packMissing
+		lo, hi = 0, 0
+	}
+	mean := sumAbs / float64(max(n, 1))
+	for _, w := range []struct {
+		width int
+		tol   float64
+	}{{1, packTol8}, {2, packTol16}} {
+		if w.width == 1 && !narrow {
+			continue
+		}
+		steps := float64(uint32(1)<<(8*w.width) - 2)
+		if sc := (hi - lo) / steps; finite(sc) && sc/2 <= w.tol*mean {
+			width, b.lo, b.scale = w.width, lo, sc
+			break
+		}
+	}
+	b.width = width
+	if need := packLen * width; cap(b.data) != need {
+		b.data = make([]byte, need)
+	}
+	b.data = b.data[:packLen*width]
+	if width == 4 {
+		for j, f := range vals {
+			binary.LittleEndian.PutUint32(b.data[4*j:], math.Float32bits(f))
 		}
 		return
 	}
-	b.lo, b.scale = lo, (hi-lo)/(packMissing-1)
-	if !finite(b.scale) || b.scale/2 > packTol*sumAbs/float64(n) {
-		b.raw = new([packLen]float32)
-		copy(b.raw[:], vals)
-		return
-	}
+	missing := uint32(1)<<(8*width) - 1
 	for j, f := range vals {
+		c := missing
 		switch v := float64(f); {
 		case !finite(v):
-			b.codes[j] = packMissing
 		case b.scale == 0:
-			b.codes[j] = 0
+			c = 0
 		default:
-			b.codes[j] = uint16(min(packMissing-1, math.Round((v-lo)/b.scale)))
+			c = uint32(min(float64(missing-1), math.Round((v-lo)/b.scale)))
+		}
+		if width == 1 {
+			b.data[j] = byte(c)
+		} else {
+			binary.LittleEndian.PutUint16(b.data[2*j:], uint16(c))
 		}
 	}
 }
@@ -363,7 +423,7 @@ func (b *packBlock) seal(vals []float32) {
 func (p *packed) dropFront(k int) {
 	if s := p.sealed(); k >= s {
 		clear(p.blocks)
-		p.blocks, p.skip = p.blocks[:0], 0
+		p.blocks, p.skip, p.narrowed = p.blocks[:0], 0, 0
 		n := copy(p.tail, p.tail[k-s:])
 		p.tail = p.tail[:n]
 		return
@@ -373,11 +433,12 @@ func (p *packed) dropFront(k int) {
 		n := copy(p.blocks, p.blocks[d:])
 		clear(p.blocks[n:])
 		p.blocks, p.skip = p.blocks[:n], p.skip-d*packLen
+		p.narrowed = max(0, p.narrowed-d)
 	}
 }
 
 func (p *packed) reset() {
-	p.blocks, p.skip, p.tail = nil, 0, nil
+	p.blocks, p.skip, p.narrowed, p.tail = nil, 0, 0, nil
 }
 
 // decode writes the points into dst (len(dst) == p.len()).
@@ -389,20 +450,30 @@ func (p *packed) decode(dst []float64) {
 		if bi == 0 {
 			from = p.skip
 		}
-		if b.raw != nil {
-			for _, f := range b.raw[from:] {
-				dst[k] = float64(f)
+		switch b.width {
+		case 1:
+			for _, c := range b.data[from:] {
+				if c == math.MaxUint8 {
+					dst[k] = math.NaN()
+				} else {
+					dst[k] = b.lo + float64(c)*b.scale
+				}
 				k++
 			}
-			continue
-		}
-		for _, c := range b.codes[from:] {
-			if c == packMissing {
-				dst[k] = math.NaN()
-			} else {
-				dst[k] = b.lo + float64(c)*b.scale
+		case 2:
+			for j := from; j < packLen; j++ {
+				if c := binary.LittleEndian.Uint16(b.data[2*j:]); c == math.MaxUint16 {
+					dst[k] = math.NaN()
+				} else {
+					dst[k] = b.lo + float64(c)*b.scale
+				}
+				k++
 			}
-			k++
+		default:
+			for j := from; j < packLen; j++ {
+				dst[k] = float64(math.Float32frombits(binary.LittleEndian.Uint32(b.data[4*j:])))
+				k++
+			}
 		}
 	}
 	for _, f := range p.tail {
@@ -415,9 +486,7 @@ func (p *packed) decode(dst []float64) {
 func (p *packed) bytes() int {
 	n := cap(p.blocks)*int(unsafe.Sizeof(packBlock{})) + cap(p.tail)*4
 	for i := range p.blocks {
-		if p.blocks[i].raw != nil {
-			n += packLen * 4
-		}
+		n += cap(p.blocks[i].data)
 	}
 	return n
 }

@@ -7,14 +7,14 @@ import (
 )
 
 // TestPacked drives a packed array and a plain []float32 with the same
-// appends, rewrites of recent and old points and drops from the front, and
-// checks every point against it: exact for the unsealed tail and for blocks
-// kept as float32, within the rounding bound for packed blocks.
+// appends, rewrites of recent and old points, narrowing of old blocks and
+// drops from the front, and checks every point against it: within the
+// rounding bound of 16-bit blocks, or of 8-bit ones where narrowed.
 func TestPacked(t *testing.T) {
 	rng := rand.New(rand.NewPCG(1, 2))
 	var p packed
 	var ref []float32
-	sealedRaw := 0
+	sealedRaw, narrow8 := 0, 0
 	check := func(when string) {
 		t.Helper()
 		if p.len() != len(ref) {
@@ -34,8 +34,13 @@ func TestPacked(t *testing.T) {
 				}
 				continue
 			}
-			// 1e-4 of the block's mean: the values are within 500 of 1000.
-			if math.Abs(got-w) > 0.2 || math.IsNaN(got) {
+			// packTol16 (packTol8 where narrowed) of a block's mean: the
+			// values are within 500 of 1000.
+			tol := 0.1
+			if i < p.narrowed*packLen-p.skip {
+				tol = 3.1
+			}
+			if math.Abs(got-w) > tol || math.IsNaN(got) {
 				t.Fatalf("%s: point %d = %v, want %v", when, i, got, w)
 			}
 		}
@@ -55,6 +60,8 @@ func TestPacked(t *testing.T) {
 			ref = append(ref, v)
 		}
 		check("after appends")
+		p.narrow(p.len() - 600)
+		check("after narrowing")
 		// Rewrite the newest points and an old one.
 		for k := range 3 {
 			i := len(ref) - 1 - k
@@ -70,13 +77,16 @@ func TestPacked(t *testing.T) {
 		ref = ref[k:]
 		check("after drop")
 		for _, b := range p.blocks {
-			if b.raw != nil {
+			switch b.width {
+			case 4:
 				sealedRaw++
+			case 1:
+				narrow8++
 			}
 		}
 	}
-	if sealedRaw == 0 {
-		t.Error("no block with a spike kept float32")
+	if sealedRaw == 0 || narrow8 == 0 {
+		t.Errorf("%d blocks with a spike kept float32, %d narrowed to 8 bits; want some of each", sealedRaw, narrow8)
 	}
 	// Packed: well below float32's 4 bytes a point.
 	p.reset()
@@ -85,6 +95,10 @@ func TestPacked(t *testing.T) {
 	}
 	if b := p.bytes(); b > 20000*5/2 {
 		t.Errorf("%d bytes for 20000 points, want at most 2.5 a point", b)
+	}
+	p.narrow(p.len())
+	if b := p.bytes(); b > 20000*14/10 {
+		t.Errorf("%d bytes for 20000 narrowed points, want at most 1.4 a point", b)
 	}
 	p.dropFront(p.len())
 	if p.len() != 0 {
