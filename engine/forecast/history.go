@@ -146,13 +146,14 @@ func (h *history) trimBefore(from time.Time) {
 
 // compact moves the fine points older than the newest keepFine steps into
 // coarse points, whole coarse points at a time, and narrows those older than
-// the newest keepWide.
+// the newest keepWide, and the coarse points.
 func (h *history) compact() {
 	if h.factor < 2 {
 		return
 	}
 	if h.keepWide > 0 {
 		h.fine.narrow(h.fine.len() - h.keepWide)
+		h.coarse.narrow(h.coarse.len())
 	}
 	if h.fine.len() < h.keepFine+h.factor {
 		return
@@ -254,9 +255,9 @@ func (h *history) bytes() int { return h.coarse.bytes() + h.fine.bytes() }
 // the block's mean absolute value (about 1e-5 on a daily cycle, below any
 // forecast's error by four orders of magnitude); a block with a spike far
 // above its mean keeps its float32 values instead. narrow stores the blocks
-// older than a point at 8 bits where that rounds by at most packTol8 (0.2%
+// older than a point at 8 bits where that rounds by at most packTol8 (0.5%
 // of the mean, far below the noise of any demand series): seasonal lags of
-// two days and more read those. Two weeks at 1m then take about 21 KB
+// two days and more read those. Two weeks at 1m then take about 23 KB
 // instead of 56 KB as float32.
 type packed struct {
 	blocks   []packBlock
@@ -275,7 +276,7 @@ const (
 	packLen   = 256
 	packKeep  = 32 // newest points never sealed; more than refetchSteps
 	packTol16 = 5e-5
-	packTol8  = 2e-3
+	packTol8  = 5e-3
 )
 
 func (p *packed) sealed() int { return len(p.blocks)*packLen - p.skip }

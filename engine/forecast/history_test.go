@@ -38,7 +38,7 @@ func TestPacked(t *testing.T) {
 			// values are within 500 of 1000.
 			tol := 0.1
 			if i < p.narrowed*packLen-p.skip {
-				tol = 3.1
+				tol = 7.6
 			}
 			if math.Abs(got-w) > tol || math.IsNaN(got) {
 				t.Fatalf("%s: point %d = %v, want %v", when, i, got, w)
