@@ -50,8 +50,6 @@ type conformal struct {
 	// forecasts are floored at 0, as demand cannot be negative.
 	negative bool
 	n        int
-	adj      []float64 // scratch: quantile of errors per anchor
-	out      []float64
 }
 
 // slot is a forecast at one anchor waiting for its target; at float32
@@ -133,7 +131,6 @@ func (c *conformal) reset(n int) {
 	c.loss = make([]float64, k)
 	c.hits = make([]int32, k)
 	c.scored = make([]int32, k)
-	c.adj = make([]float64, k)
 }
 
 // stepOf numbers the steps of the series' grid.
@@ -176,17 +173,22 @@ func (c *conformal) Forecast(ctx context.Context, h History, n int) ([]float64, 
 	}
 	c.end, c.started = end, true
 
+	// The quantile of the errors per anchor, on the stack for the usual
+	// horizons: thousands of series' models keep no scratch between calls.
+	var adjBuf [24]float64
+	adjs := adjBuf[:0]
+	if len(c.errs) > len(adjBuf) {
+		adjs = make([]float64, 0, len(c.errs))
+	}
 	for i := range c.errs {
 		e := &c.errs[i]
-		c.adj[i] = 0
+		v := 0.0
 		if e.n >= conformalMinErrors {
-			c.adj[i] = e.quantile(c.level[i])
+			v = e.quantile(c.level[i])
 		}
+		adjs = append(adjs, v)
 	}
-	if cap(c.out) < n {
-		c.out = make([]float64, n)
-	}
-	out := c.out[:n]
+	out := make([]float64, n)
 	s := c.stepOf(end)
 	a := 0
 	for j := range out {
@@ -194,11 +196,11 @@ func (c *conformal) Forecast(ctx context.Context, h History, n int) ([]float64, 
 		for c.anchors[a] < hz {
 			a++
 		}
-		adj := c.adj[a]
+		adj := adjs[a]
 		if a > 0 && c.anchors[a] != hz {
 			lo, hi := c.anchors[a-1], c.anchors[a]
 			f := float64(hz-lo) / float64(hi-lo)
-			adj = c.adj[a-1]*(1-f) + c.adj[a]*f
+			adj = adjs[a-1]*(1-f) + adjs[a]*f
 		}
 		p := pts[j]
 		b := p + adj*c.scaleOf(p)

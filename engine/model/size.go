@@ -38,7 +38,7 @@ func (a *auto) StateBytes() int {
 func (c *conformal) StateBytes() int {
 	return int(unsafe.Sizeof(*c)) + cap(c.errs)*int(unsafe.Sizeof(sketch{})) +
 		cap(c.pending)*int(unsafe.Sizeof(slot{})) +
-		(cap(c.level)+cap(c.loss)+cap(c.adj)+cap(c.out))*f64 +
+		(cap(c.level)+cap(c.loss))*f64 +
 		(cap(c.hits)+cap(c.scored))*int(unsafe.Sizeof(int32(0))) +
 		StateBytes(c.inner)
 }
