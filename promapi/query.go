@@ -50,6 +50,9 @@ type ClientConfig struct {
 	// the endpoint ("query" or "query_range"), how long the request took and
 	// its error (nil on success). A chunked QueryRange calls it once per chunk.
 	ObserveRequest func(endpoint string, d time.Duration, err error)
+	// Limiter, when not nil, bounds the requests in flight of every client
+	// sharing it; a request waits for a slot before its Timeout starts.
+	Limiter *Limiter
 }
 
 // Client queries the Prometheus HTTP API. It is safe for concurrent use.
@@ -60,6 +63,7 @@ type Client struct {
 	maxPoints int
 	logger    log.Logger
 	observe   func(string, time.Duration, error)
+	limiter   *Limiter
 }
 
 // Point is one sample of a Series: T in milliseconds since the epoch.
@@ -109,6 +113,7 @@ func NewClient(cfg ClientConfig) (*Client, error) {
 		maxPoints: cfg.MaxPointsPerRequest,
 		logger:    cfg.Logger,
 		observe:   cfg.ObserveRequest,
+		limiter:   cfg.Limiter,
 	}, nil
 }
 
@@ -228,9 +233,14 @@ func (c *Client) Query(ctx context.Context, query string, ts time.Time) ([]Sampl
 	return out, nil
 }
 
-// do runs one API request bounded by the client's timeout, reports it to the
-// observer, logs warnings and attaches the HTTP status to API errors.
+// do runs one API request (in a slot of the limiter, if any) bounded by the
+// client's timeout, reports it to the observer, logs warnings and attaches
+// the HTTP status to API errors.
 func (c *Client) do(ctx context.Context, endpoint, query string, call func(context.Context) (model.Value, v1.Warnings, v1.Infos, error)) (model.Value, error) {
+	if err := c.limiter.acquire(ctx); err != nil {
+		return nil, err
+	}
+	defer c.limiter.release()
 	ctx, cancel := context.WithTimeout(ctx, c.timeout)
 	defer cancel()
 	ctx, ex := withExchange(ctx)

@@ -11,6 +11,8 @@ import (
 	"os"
 	"os/signal"
 	"reflect"
+	"strconv"
+	"strings"
 	"sync"
 	"syscall"
 	"time"
@@ -65,6 +67,7 @@ type ForecasterCmd struct {
 	Web            WebFlags            `embed:"" prefix:"web."`
 	Shard          ShardFlags          `embed:"" prefix:"shard."`
 	History        HistoryFlags        `embed:"" prefix:"history."`
+	Query          QueryFlags          `embed:"" prefix:"query."`
 }
 
 // PoliciesFlags choose where policies come from.
@@ -90,6 +93,11 @@ type LeaderElectionFlags struct {
 	RetryPeriod   time.Duration `name:"retry-period" default:"2s" help:"Wait between attempts to acquire or renew the Lease."`
 }
 
+// QueryFlags bound the forecaster's load on the query API.
+type QueryFlags struct {
+	MaxConcurrency int `name:"max-concurrency" default:"8" help:"Most query requests in flight at once, over all policies and data sources: the first full load of many policies waits for a slot rather than sending every policy's history request at once. 0 means no bound."`
+}
+
 // HistoryFlags size the per-series history kept in memory.
 type HistoryFlags struct {
 	FullResolution time.Duration `name:"full-resolution" default:"192h" help:"Newest history kept at the policy's step; older history (of a lookback beyond it) is kept as 5-minute means to save memory. 0 keeps all of it at the policy's step. Below 8 days, the day-lag seasonal models lose minute detail."`
@@ -99,10 +107,33 @@ type HistoryFlags struct {
 type ShardFlags struct {
 	Count int `name:"count" default:"1" help:"Number of forecaster replicas sharing the policies; each series is forecast by exactly one of them (rendezvous hash of its policy and labels)."`
 	Index int `name:"index" default:"0" help:"This replica's index in [0, --shard.count); in a StatefulSet, the pod ordinal (the apps.kubernetes.io/pod-index label)."`
+	// IndexFromHostname serves StatefulSets: a pod's hostname is its name,
+	// <statefulset>-<ordinal>, on every Kubernetes version.
+	IndexFromHostname bool `name:"index-from-hostname" help:"Take --shard.index from the number after the last '-' of the hostname, the pod ordinal in a StatefulSet (pod <name>-<ordinal>)."`
+}
+
+// shardIndexFromHostname returns the ordinal that ends a StatefulSet pod's
+// hostname.
+func shardIndexFromHostname(host string) (int, error) {
+	i := strings.LastIndexByte(host, '-')
+	n, err := strconv.Atoi(host[i+1:])
+	if i < 0 || err != nil || n < 0 || host[i+1:] != strconv.Itoa(n) {
+		return 0, fmt.Errorf("--shard.index-from-hostname: hostname %q does not end in -<ordinal> as a StatefulSet pod's does", host)
+	}
+	return n, nil
 }
 
 // Validate checks the flags before anything starts.
 func (c *ForecasterCmd) Validate() error {
+	if c.Shard.IndexFromHostname {
+		host, err := os.Hostname()
+		if err != nil {
+			return fmt.Errorf("--shard.index-from-hostname: %w", err)
+		}
+		if c.Shard.Index, err = shardIndexFromHostname(host); err != nil {
+			return err
+		}
+	}
 	switch c.Policies.Source {
 	case "file":
 		if c.ConfigFile == "" {
@@ -127,6 +158,9 @@ func (c *ForecasterCmd) Validate() error {
 	}
 	if c.Shard.Count < 1 || c.Shard.Index < 0 || c.Shard.Index >= c.Shard.Count {
 		return fmt.Errorf("--shard.index=%d --shard.count=%d: want a count of at least 1 and 0 <= index < count", c.Shard.Index, c.Shard.Count)
+	}
+	if c.Query.MaxConcurrency < 0 {
+		return fmt.Errorf("--query.max-concurrency=%d: want 0 (no bound) or more", c.Query.MaxConcurrency)
 	}
 	if c.History.FullResolution < 0 {
 		return fmt.Errorf("--history.full-resolution=%s: want 0 (all at the policy's step) or more", c.History.FullResolution)
@@ -202,6 +236,7 @@ func (c *ForecasterCmd) Run(logger log.Logger) error {
 	}
 	queriers := &querierCache{defaults: promapi.ClientConfig{
 		URL: c.Prometheus.URL, HTTPClientConfig: queryHTTP, Timeout: c.Prometheus.Timeout,
+		Limiter: promapi.NewLimiter(c.Query.MaxConcurrency),
 	}}
 	kubeMode := c.Policies.Source == "kubernetes"
 	mgr, err := forecast.NewManager(forecast.Options{
@@ -420,7 +455,7 @@ func (q *querierCache) get(ds *policy.DataSource) (forecast.Querier, error) {
 	if cc, ok := q.byName[ds.Metadata.Name]; ok && reflect.DeepEqual(cc.spec, ds.Spec) {
 		return cc.client, nil
 	}
-	c, err := promapi.NewClient(promapi.ClientConfig{URL: ds.Spec.URL, HTTPClientConfig: ds.Spec.HTTPClientConfig, Timeout: q.defaults.Timeout})
+	c, err := promapi.NewClient(promapi.ClientConfig{URL: ds.Spec.URL, HTTPClientConfig: ds.Spec.HTTPClientConfig, Timeout: q.defaults.Timeout, Limiter: q.defaults.Limiter})
 	if err != nil {
 		return nil, fmt.Errorf("data source %q: %w", ds.Metadata.Name, err)
 	}

@@ -201,8 +201,16 @@ func TestForecasterBadStart(t *testing.T) {
 		{"kubernetes outside a cluster", []string{"--policies.source=kubernetes"}, "--kubeconfig"},
 		{"file and kubernetes", []string{"--policies.source=kubernetes", "--config.file=x.yaml"}, "exclude each other"},
 		{"leader election with a file", []string{"--config.file=x.yaml", "--leader-election.enabled"}, "needs --policies.source=kubernetes"},
+		// The test machine's hostname is no StatefulSet pod's, or its
+		// ordinal is beyond a count of 1.
+		{"shard index from hostname", []string{"--config.file=x.yaml", "--shard.index-from-hostname"}, "--shard.index"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
+			if host, _ := os.Hostname(); tc.name == "shard index from hostname" {
+				if i, err := shardIndexFromHostname(host); err == nil && i == 0 {
+					t.Skipf("hostname %q is a valid first shard", host)
+				}
+			}
 			out, code := kedastral(t, append([]string{"forecaster", "--web.listen-address=127.0.0.1:0"}, tc.args...)...)
 			if code == 0 || !strings.Contains(out, tc.want) {
 				t.Errorf("exit %d, output:\n%s\nwant it to name %q", code, out, tc.want)
@@ -289,5 +297,29 @@ func TestForecasterHTTPConfigFile(t *testing.T) {
 				t.Errorf("without credentials the status should show the 401: %s", body)
 			}
 		})
+	}
+}
+
+func TestShardIndexFromHostname(t *testing.T) {
+	for _, tc := range []struct {
+		host string
+		want int // -1: an error
+	}{
+		{"kedastral-forecaster-0", 0},
+		{"kedastral-forecaster-12", 12},
+		{"web-7", 7},
+		{"kedastral-forecaster", -1},
+		{"kedastral-forecaster-", -1},
+		{"kedastral-forecaster-01", -1},
+		{"forecaster-abc12", -1},
+		{"12", -1},
+	} {
+		got, err := shardIndexFromHostname(tc.host)
+		switch {
+		case tc.want < 0 && (err == nil || !strings.Contains(err.Error(), tc.host)):
+			t.Errorf("%q: %d, %v; want an error naming it", tc.host, got, err)
+		case tc.want >= 0 && (err != nil || got != tc.want):
+			t.Errorf("%q: %d, %v; want %d", tc.host, got, err, tc.want)
+		}
 	}
 }

@@ -349,6 +349,7 @@ func TestValuesSchemaRejects(t *testing.T) {
 		{"unknown top-level key", []string{"--set", "promethus.url=http://x:9090"}, "promethus"},
 		{"bad prometheus url", []string{"--set", "prometheus.url=prometheus:9090"}, "prometheus/url"},
 		{"two forecasters", []string{"--set", "forecaster.replicas=2"}, "forecaster/replicas"},
+		{"no shard", []string{"--set", "forecaster.shards=0"}, "forecaster/shards"},
 		{"bad log level", []string{"--set", "log.level=verbose"}, "log/level"},
 		{"bad remote-write protocol", []string{"--set-string", "remoteWrite.protocol=3.0"}, "remoteWrite/protocol"},
 		{"tls without secret", []string{"--set", "scaler.tls.enabled=true"}, "secretName"},
@@ -497,5 +498,82 @@ func TestChartNotes(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// TestChartShards renders forecaster.shards=3: a StatefulSet of 3
+// forecasters (no Deployment) that start together, each with
+// --shard.count=3 and its index from its pod ordinal, under the forecaster
+// Service; the manifests validate and the flags exist.
+func TestChartShards(t *testing.T) {
+	out := render(t, chartCase{name: "shards"}, "--set", "forecaster.shards=3")
+	kubeconform(t, out, "-")
+	objs := splitYAML(t, out)
+	for _, d := range find(objs, "Deployment") {
+		if d.name() == "kedastral-forecaster" {
+			t.Error("a forecaster Deployment next to the StatefulSet")
+		}
+	}
+	sts := find(objs, "StatefulSet")
+	if len(sts) != 1 || sts[0].name() != "kedastral-forecaster" {
+		t.Fatalf("want one StatefulSet kedastral-forecaster, got %d", len(sts))
+	}
+	s := sts[0]
+	if r, _ := s.path("spec", "replicas").(float64); r != 3 {
+		t.Errorf("replicas %v, want 3", s.path("spec", "replicas"))
+	}
+	if p := s.path("spec", "podManagementPolicy"); p != "Parallel" {
+		t.Errorf("podManagementPolicy %v, want Parallel", p)
+	}
+	var svc bool
+	for _, o := range find(objs, "Service") {
+		svc = svc || o.name() == s.path("spec", "serviceName")
+	}
+	if !svc {
+		t.Errorf("serviceName %v names no Service of the chart", s.path("spec", "serviceName"))
+	}
+	args := containerArgs(s)
+	for _, want := range []string{"--shard.count=3", "--shard.index-from-hostname"} {
+		if !slices.Contains(args, want) {
+			t.Errorf("forecaster args %v lack %s", args, want)
+		}
+	}
+	help, err := run(".", kedastral(t), "forecaster", "--help")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, a := range args[1:] {
+		name, _, _ := strings.Cut(a, "=")
+		if !bytes.Contains(help, []byte(name)) {
+			t.Errorf("kedastral forecaster has no flag %s", name)
+		}
+	}
+	// One shard is the Deployment, without shard flags.
+	one := splitYAML(t, render(t, chartCase{name: "one shard"}, "--set", "forecaster.shards=1"))
+	if len(find(one, "StatefulSet")) != 0 {
+		t.Error("forecaster.shards=1 renders a StatefulSet")
+	}
+	for _, d := range find(one, "Deployment") {
+		for _, a := range containerArgs(d) {
+			if strings.HasPrefix(a, "--shard.") {
+				t.Errorf("%s: %s with one shard", d.name(), a)
+			}
+		}
+	}
+	// Shards with the Kubernetes source: every shard runs its part, none
+	// waits for a Lease (the forecaster refuses both flags together).
+	kube := splitYAML(t, render(t, chartCase{name: "kubernetes shards"}, "--set", "forecaster.shards=2", "--set", "kubernetesSource.enabled=true"))
+	ksts := find(kube, "StatefulSet")
+	if len(ksts) != 1 {
+		t.Fatalf("want one StatefulSet with kubernetesSource and shards, got %d", len(ksts))
+	}
+	kargs := containerArgs(ksts[0])
+	if !slices.Contains(kargs, "--policies.source=kubernetes") {
+		t.Errorf("forecaster args %v lack --policies.source=kubernetes", kargs)
+	}
+	for _, a := range kargs {
+		if strings.HasPrefix(a, "--leader-election.") {
+			t.Errorf("sharded forecaster with %s: it refuses leader election with --shard.count > 1", a)
+		}
 	}
 }

@@ -5,6 +5,7 @@
 package forecast
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -72,6 +73,12 @@ const refetchSteps = 3
 // fetchChunkSteps is the most steps one range query of a fetch spans (6h
 // at a 1m step): the first fetch of a two-week lookback is 56 of them.
 const fetchChunkSteps = 360
+
+// fetchMaxPoints bounds the points one range query of a fetch returns: once
+// the first chunk shows how many series a query has, a query with thousands
+// of them is read in shorter chunks (10 000 series: 100 steps), so that no
+// response is too large for the server or this process.
+const fetchMaxPoints = 1_000_000
 
 // DefaultFullResolution is how much of a series' newest history is kept at
 // the policy's step by default; older history is kept at compactStep (the
@@ -181,6 +188,8 @@ type Evaluator struct {
 	// warmBudget bounds the time a cycle spends on series whose model has
 	// not forecast yet (zero: no bound); see SetWarmupBudget.
 	warmBudget time.Duration
+	// maxFetchPoints is fetchMaxPoints; tests make it smaller.
+	maxFetchPoints int
 	// scratch holds one buffer per evaluation worker for the history at
 	// the full step that the models read.
 	scratch [][]float64
@@ -198,7 +207,7 @@ func NewEvaluator(p *policy.ForecastPolicy, q Querier) *Evaluator {
 	// skipped validation, and the evaluator then applies no event.
 	events, _ := policy.CompileEvents(p.Spec.Events)
 	return &Evaluator{policy: p, querier: q, series: map[uint64]*seriesState{}, groups: map[uint64]*groupState{},
-		events: events, parallelism: runtime.GOMAXPROCS(0), fullRes: DefaultFullResolution}
+		events: events, parallelism: runtime.GOMAXPROCS(0), fullRes: DefaultFullResolution, maxFetchPoints: fetchMaxPoints}
 }
 
 // AccountUnderprovision makes Fetch read the policy's readyReplicasQuery and
@@ -237,19 +246,26 @@ func (e *Evaluator) SetWarmupBudget(d time.Duration) { e.warmBudget = d }
 // errWarmingUp is the error of a series whose model a cycle had no time to start.
 var errWarmingUp = fmt.Errorf("model warming up after a start, forecast in a later cycle: %w", model.ErrInsufficientData)
 
-// compaction returns how many steps a history keeps at the policy's step
-// and how many steps an older point covers (below 2: no compaction).
-func (e *Evaluator) compaction() (keepFine, factor int) {
+// narrowAfter is the age beyond which full-step history may be kept at 8
+// bits (see packed): the one-day lag and the level window and horizon
+// around it stay at 16 bits or more.
+const narrowAfter = 2 * 24 * time.Hour
+
+// compaction returns how many steps a history keeps at the policy's step,
+// how many of those at 16 bits or more, and how many steps an older point
+// covers (below 2: no compaction).
+func (e *Evaluator) compaction() (keepFine, keepWide, factor int) {
 	s := &e.policy.Spec
 	step := time.Duration(s.Step)
 	if e.fullRes <= 0 || step <= 0 || step >= compactStep || compactStep%step != 0 ||
 		time.Duration(s.Lookback)+historyMargin <= e.fullRes+compactStep {
-		return 0, 0
+		return 0, 0, 0
 	}
-	keepFine = int(e.fullRes / step)
 	// Keep the full step over the horizon behind the one-day lag too.
-	keepFine += max(s.HorizonSteps(), s.CoverSteps())
-	return keepFine, int(compactStep / step)
+	horizon := max(s.HorizonSteps(), s.CoverSteps())
+	keepFine = int(e.fullRes/step) + horizon
+	keepWide = int(narrowAfter/step) + horizon
+	return keepFine, keepWide, int(compactStep / step)
 }
 
 // HistoryBytes is the memory the per-series histories hold.
@@ -257,6 +273,17 @@ func (e *Evaluator) HistoryBytes() int {
 	n := 0
 	for _, st := range e.series {
 		n += st.hist.bytes()
+	}
+	return n
+}
+
+// ModelBytes is the memory the per-series models hold (see model.Sizer).
+func (e *Evaluator) ModelBytes() int {
+	n := 0
+	for _, st := range e.series {
+		if st.model != nil {
+			n += model.StateBytes(st.model)
+		}
 	}
 	return n
 }
@@ -295,13 +322,14 @@ func (e *Evaluator) Fetch(ctx context.Context, now time.Time) (int, error) {
 	multi := len(s.Sources) > 1
 	points := 0
 	seen := map[uint64]bool{}
-	keepFine, factor := e.compaction()
+	keepFine, keepWide, factor := e.compaction()
 	// The first fetch of a long lookback is read a chunk of time at a time,
 	// so that the points of thousands of series are never all in memory at
-	// once and each query stays small for the server.
-	chunk := max(step, time.Duration(fetchChunkSteps)*step)
-	for from := start; !from.After(end); from = from.Add(chunk) {
-		to := from.Add(chunk - step)
+	// once and each query stays small for the server: fetchChunkSteps, and
+	// after the first chunk at most maxFetchPoints points a query.
+	chunkSteps := fetchChunkSteps
+	for from := start; !from.After(end); {
+		to := from.Add(time.Duration(chunkSteps-1) * step)
 		if to.After(end) {
 			to = end
 		}
@@ -319,6 +347,13 @@ func (e *Evaluator) Fetch(ctx context.Context, now time.Time) (int, error) {
 		if err := checkJoin(s.Sources, results); err != nil {
 			return 0, err
 		}
+		maxPoints := cmp.Or(e.maxFetchPoints, fetchMaxPoints)
+		for _, res := range results {
+			if len(res) > 0 {
+				chunkSteps = max(1, min(chunkSteps, maxPoints/len(res)))
+			}
+		}
+		from = to.Add(step)
 		for i, res := range results {
 			for _, r := range res {
 				join := outputLabels(r.Labels, e.policy.Metadata.Name, e.namespace)
@@ -334,7 +369,7 @@ func (e *Evaluator) Fetch(ctx context.Context, now time.Time) (int, error) {
 				st, ok := e.series[h]
 				if !ok {
 					st = &seriesState{source: i, labels: lbls, join: join, hist: history{step: step}}
-					st.hist.compactTo(keepFine, factor)
+					st.hist.compactTo(keepFine, keepWide, factor)
 					e.series[h] = st
 				}
 				st.hist.trimBefore(windowStart)
@@ -694,6 +729,9 @@ func (e *Evaluator) evaluateSeries(ctx context.Context, st *seriesState, n int, 
 			r.Err = fmt.Errorf("build model %q: %w", s.Model.Type, err)
 			return r
 		}
+		// Each series refits at its own time of day, so that the series
+		// started together do not all refit in one cycle a day later.
+		model.Stagger(m, float64(st.labels.Hash()>>11)/(1<<53))
 		st.model = m
 	}
 	fc, err := st.model.Forecast(ctx, st.hist.view(buf), n)

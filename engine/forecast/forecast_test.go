@@ -339,3 +339,47 @@ func TestSlotAlignment(t *testing.T) {
 		}
 	}
 }
+
+// TestEvaluatorFetchChunksBySeries: once the first chunk of the first fetch
+// shows how many series the query has, the next chunks are short enough
+// that no response holds more than maxFetchPoints points, contiguous and
+// still covering the lookback.
+func TestEvaluatorFetchChunksBySeries(t *testing.T) {
+	now := time.Date(2026, 3, 2, 12, 0, 30, 0, time.UTC)
+	q := &recorded{}
+	for i := range 50 {
+		q.series = append(q.series, flat(labels.FromStrings("svc", fmt.Sprint("s", i)), now.Add(-48*time.Hour), now.Add(time.Hour), 10))
+	}
+	e := NewEvaluator(mustPolicy(t, "chunks", ""), q)
+	e.maxFetchPoints = 50 * 60
+	if _, err := e.Fetch(t.Context(), now); err != nil {
+		t.Fatal(err)
+	}
+	if len(q.calls) < 2 {
+		t.Fatalf("%d queries", len(q.calls))
+	}
+	for i, c := range q.calls {
+		steps := int(c[1].Sub(c[0])/time.Minute) + 1
+		switch {
+		case i == 0 && steps != fetchChunkSteps:
+			t.Errorf("first chunk %d steps, want %d", steps, fetchChunkSteps)
+		case i > 0 && i < len(q.calls)-1 && steps != 60:
+			t.Errorf("chunk %d: %d steps, want 60 (50 series, 3000 points)", i, steps)
+		}
+		if i > 0 && !c[0].Equal(q.calls[i-1][1].Add(time.Minute)) {
+			t.Errorf("chunk %d starts at %v, want the minute after %v", i, c[0], q.calls[i-1][1])
+		}
+	}
+	if last := q.calls[len(q.calls)-1][1]; !last.Equal(now.Truncate(time.Minute)) {
+		t.Errorf("last chunk ends at %v", last)
+	}
+	c := e.Evaluate(t.Context(), now)
+	if len(c.Series) != 50 {
+		t.Fatalf("%d series forecast, want 50", len(c.Series))
+	}
+	for _, r := range c.Series {
+		if r.Err != nil || r.Observed != 10 {
+			t.Errorf("%s: %v, observed %v", r.Labels, r.Err, r.Observed)
+		}
+	}
+}

@@ -230,6 +230,10 @@ func TestForecasterEndToEnd(t *testing.T) {
 	if v := gatherValue(t, reg, "kedastral_forecaster_series", map[string]string{"policy": "demo"}); v != 2 {
 		t.Errorf("kedastral_forecaster_series = %v, want 2", v)
 	}
+	// Two models' state: some, and not near a MB.
+	if v := gatherValue(t, reg, "kedastral_forecaster_model_bytes", map[string]string{"policy": "demo"}); v <= 0 || v > 2<<20 {
+		t.Errorf("kedastral_forecaster_model_bytes = %v", v)
+	}
 	if v := gatherValue(t, reg, "kedastral_forecast_age_seconds", map[string]string{"policy": "demo"}); v < 0 || v > 30 {
 		t.Errorf("kedastral_forecast_age_seconds = %v", v)
 	}

@@ -240,6 +240,7 @@ func (mt *Metrics) forget(name string) {
 	mt.missed.DeletePartialMatch(l)
 	mt.series.DeletePartialMatch(l)
 	mt.historyBytes.DeletePartialMatch(l)
+	mt.modelBytes.DeletePartialMatch(l)
 	mt.seriesFailures.DeletePartialMatch(l)
 	mt.queryDuration.DeletePartialMatch(l)
 	mt.lastSuccess.DeletePartialMatch(l)
@@ -585,6 +586,7 @@ func (r *runner) cycle(ctx context.Context, ts time.Time) {
 	}
 	mt.series.WithLabelValues(name).Set(float64(forecast))
 	mt.historyBytes.WithLabelValues(name).Set(float64(r.eval.HistoryBytes()))
+	mt.modelBytes.WithLabelValues(name).Set(float64(r.eval.ModelBytes()))
 	byModel := map[string]int{}
 	for _, s := range c.Series {
 		if s.Err == nil {

@@ -21,6 +21,7 @@ type Metrics struct {
 	seriesByModel   *prometheus.GaugeVec
 	seriesBySource  *prometheus.GaugeVec
 	historyBytes    *prometheus.GaugeVec
+	modelBytes      *prometheus.GaugeVec
 	policyInfo      *prometheus.GaugeVec
 	policies        prometheus.Gauge
 	policiesInvalid prometheus.Gauge
@@ -89,7 +90,11 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		}, []string{"policy", "source"}),
 		historyBytes: f.NewGaugeVec(prometheus.GaugeOpts{
 			Namespace: "kedastral", Subsystem: "forecaster", Name: "history_bytes",
-			Help: "Memory the per-series histories of a policy hold (float32 values, older ones at a coarser step); the models' state comes on top.",
+			Help: "Memory the per-series histories of a policy hold (float32 values, older ones packed at 16 bits or at a coarser step); the models' state comes on top.",
+		}, []string{"policy"}),
+		modelBytes: f.NewGaugeVec(prometheus.GaugeOpts{
+			Namespace: "kedastral", Subsystem: "forecaster", Name: "model_bytes",
+			Help: "Memory the per-series model state of a policy holds (point models, conformal error sketches, pending forecasts); byom models count as 0.",
 		}, []string{"policy"}),
 		policyInfo: f.NewGaugeVec(prometheus.GaugeOpts{
 			Namespace: "kedastral", Subsystem: "forecaster", Name: "policy_info",

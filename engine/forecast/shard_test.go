@@ -74,7 +74,7 @@ var pinnedOwners = []int{0, 0, 0, 1, 2, 2, 2, 1, 2, 0, 1, 1}
 func TestHistoryCompaction(t *testing.T) {
 	t0 := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
 	h := history{step: time.Minute}
-	h.compactTo(10, 5)
+	h.compactTo(10, 0, 5)
 	for i := range 27 {
 		v := float64(i)
 		if i == 7 {
@@ -84,8 +84,8 @@ func TestHistoryCompaction(t *testing.T) {
 	}
 	h.compact()
 	// 27 points: the oldest 15 in 3 coarse points, the newest 12 (>= 10) at the step.
-	if len(h.coarse) != 3 || len(h.fine) != 12 {
-		t.Fatalf("coarse %d fine %d, want 3 and 12", len(h.coarse), len(h.fine))
+	if h.coarse.len() != 3 || h.fine.len() != 12 {
+		t.Fatalf("coarse %d fine %d, want 3 and 12", h.coarse.len(), h.fine.len())
 	}
 	var buf []float64
 	v := h.view(&buf)
@@ -193,8 +193,13 @@ func TestCompactionSettings(t *testing.T) {
 		p.Spec.Step = promodel.Duration(tc.step)
 		e := NewEvaluator(p, &recorded{})
 		e.SetFullResolution(tc.full)
-		if keep, factor := e.compaction(); factor != tc.factor || (factor > 1 && keep != tc.keep) {
+		keep, wide, factor := e.compaction()
+		if factor != tc.factor || (factor > 1 && keep != tc.keep) {
 			t.Errorf("lookback %v step %v full %v: compaction %d, %d; want %d, %d", tc.lookback, tc.step, tc.full, keep, factor, tc.keep, tc.factor)
+		}
+		// Two days and the horizon at 16 bits or more.
+		if factor > 1 && wide != int(narrowAfter/tc.step)+30 {
+			t.Errorf("lookback %v step %v full %v: %d steps at 16 bits, want two days and the horizon", tc.lookback, tc.step, tc.full, wide)
 		}
 	}
 }

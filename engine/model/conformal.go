@@ -3,6 +3,7 @@ package model
 import (
 	"context"
 	"math"
+	"sync"
 	"time"
 )
 
@@ -30,18 +31,18 @@ type conformal struct {
 	inner   Model
 	q       float64
 	step    time.Duration
-	anchors []int // horizons in steps, increasing
+	anchors []int // horizons in steps, increasing; shared, read-only
 	errs    []sketch
 	level   []float64 // adaptive quantile level per anchor
 	loss    []float64 // moving average of the relative pinball loss per anchor
-	hits    []int     // bound met, per anchor
-	scored  []int
+	hits    []int32   // bound met, per anchor
+	scored  []int32
 	// pending holds the forecasts waiting for their target, per anchor a
 	// ring of anchor-many slots indexed by the origin's step number: a
 	// forecast k steps ahead is scored k steps later, when the next one
 	// takes its slot.
 	pending []slot
-	ring    []int // offset of each anchor's ring in pending
+	ring    []int // offset of each anchor's ring in pending; shared, read-only
 	end     time.Time
 	started bool
 	mean    float64 // slow moving average of the series
@@ -49,8 +50,6 @@ type conformal struct {
 	// forecasts are floored at 0, as demand cannot be negative.
 	negative bool
 	n        int
-	adj      []float64 // scratch: quantile of errors per anchor
-	out      []float64
 }
 
 // slot is a forecast at one anchor waiting for its target; at float32
@@ -95,25 +94,43 @@ func anchorsUpTo(n int) []int {
 	return a
 }
 
+// anchorSet is the anchors up to a horizon and the offsets of their rings,
+// shared by every conformal bound with that horizon: thousands of series
+// need only one copy.
+type anchorSet struct {
+	anchors, ring []int
+	total         int
+}
+
+var anchorSets sync.Map // horizon → *anchorSet
+
+func anchorsFor(n int) *anchorSet {
+	if a, ok := anchorSets.Load(n); ok {
+		return a.(*anchorSet)
+	}
+	a := &anchorSet{anchors: anchorsUpTo(n)}
+	a.ring = make([]int, len(a.anchors))
+	for i, k := range a.anchors {
+		a.ring[i] = a.total
+		a.total += k
+	}
+	v, _ := anchorSets.LoadOrStore(n, a)
+	return v.(*anchorSet)
+}
+
 func (c *conformal) reset(n int) {
-	c.anchors = anchorsUpTo(n)
+	set := anchorsFor(n)
+	c.anchors, c.ring = set.anchors, set.ring
 	k := len(c.anchors)
 	c.errs = make([]sketch, k)
-	c.ring = make([]int, k)
-	total := 0
-	for i, a := range c.anchors {
-		c.ring[i] = total
-		total += a
-	}
-	c.pending = make([]slot, total)
+	c.pending = make([]slot, set.total)
 	c.level = make([]float64, k)
 	for i := range c.level {
 		c.level[i] = c.q
 	}
 	c.loss = make([]float64, k)
-	c.hits = make([]int, k)
-	c.scored = make([]int, k)
-	c.adj = make([]float64, k)
+	c.hits = make([]int32, k)
+	c.scored = make([]int32, k)
 }
 
 // stepOf numbers the steps of the series' grid.
@@ -156,17 +173,22 @@ func (c *conformal) Forecast(ctx context.Context, h History, n int) ([]float64, 
 	}
 	c.end, c.started = end, true
 
+	// The quantile of the errors per anchor, on the stack for the usual
+	// horizons: thousands of series' models keep no scratch between calls.
+	var adjBuf [24]float64
+	adjs := adjBuf[:0]
+	if len(c.errs) > len(adjBuf) {
+		adjs = make([]float64, 0, len(c.errs))
+	}
 	for i := range c.errs {
 		e := &c.errs[i]
-		c.adj[i] = 0
+		v := 0.0
 		if e.n >= conformalMinErrors {
-			c.adj[i] = e.quantile(c.level[i])
+			v = e.quantile(c.level[i])
 		}
+		adjs = append(adjs, v)
 	}
-	if cap(c.out) < n {
-		c.out = make([]float64, n)
-	}
-	out := c.out[:n]
+	out := make([]float64, n)
 	s := c.stepOf(end)
 	a := 0
 	for j := range out {
@@ -174,11 +196,11 @@ func (c *conformal) Forecast(ctx context.Context, h History, n int) ([]float64, 
 		for c.anchors[a] < hz {
 			a++
 		}
-		adj := c.adj[a]
+		adj := adjs[a]
 		if a > 0 && c.anchors[a] != hz {
 			lo, hi := c.anchors[a-1], c.anchors[a]
 			f := float64(hz-lo) / float64(hi-lo)
-			adj = c.adj[a-1]*(1-f) + c.adj[a]*f
+			adj = adjs[a-1]*(1-f) + adjs[a]*f
 		}
 		p := pts[j]
 		b := p + adj*c.scaleOf(p)

@@ -17,7 +17,9 @@ import (
 // The forecast h steps ahead is ℓ + (φ + … + φ^h)·b + s at that time of day.
 // The parameters are fitted on the last two weeks of history by a grid search
 // that minimizes the sum of absolute one-step and 15-minute-ahead errors, and
-// refitted once a day of new history has arrived; in between, each new point
+// refitted once a day of new history has arrived (or, once staggered, daily
+// at a time of day that the forecaster sets per series, see Stagger, so
+// that thousands of series do not refit in one cycle); in between, each new point
 // updates the state in O(1), so a cycle costs O(horizon). Gaps of at most
 // 15 minutes (one step on coarser series) are interpolated linearly once the
 // value after them arrives; longer ones are coasted over. Robustness: an
@@ -43,9 +45,12 @@ type hwParams struct{ alpha, beta, gamma, phi float64 }
 // hwState is the model's state after a point.
 type hwState struct {
 	level, trend float64
-	season       []float64
-	pos          int     // season index of the next point
-	errScale     float64 // moving mean of |error| for clipping
+	// season is float32: 1440 values at 1m for each of thousands of
+	// series, and a seasonal component needs nowhere near 16 digits (its
+	// rounding, 6e-8 of its size, is far below the smoothing's own noise).
+	season   []float32
+	pos      int     // season index of the next point
+	errScale float64 // moving mean of |error| for clipping
 }
 
 const (
@@ -83,6 +88,10 @@ type holtWinters struct {
 	prev    float64 // the last value consumed
 	hasPrev bool
 	recent  []float64 // scratch
+	// phase is the refit time after the start of each day once staggered
+	// (see Stagger).
+	phase     time.Duration
+	staggered bool
 }
 
 func newHoltWinters(step time.Duration) *holtWinters {
@@ -96,7 +105,7 @@ func newHoltWinters(step time.Duration) *holtWinters {
 // update consumes one point.
 func (p hwParams) update(s *hwState, x float64) {
 	m := len(s.season)
-	sv := s.season[s.pos]
+	sv := float64(s.season[s.pos])
 	damped := p.phi * s.trend
 	if !finite(x) {
 		s.level += damped
@@ -112,7 +121,7 @@ func (p hwParams) update(s *hwState, x float64) {
 	s.errScale += hwErrDecay * (math.Abs(e) - s.errScale)
 	s.level += damped + p.alpha*e
 	s.trend = damped + p.beta*e
-	s.season[s.pos] = sv + p.gamma*e
+	s.season[s.pos] = float32(sv + p.gamma*e)
 	s.pos = (s.pos + 1) % m
 }
 
@@ -143,7 +152,7 @@ func initState(v []float64, m int) (hwState, int, bool) {
 	if !ok1 || !ok2 {
 		return hwState{}, 0, false
 	}
-	st := hwState{season: make([]float64, m)}
+	st := hwState{season: make([]float32, m)}
 	if m > 1 {
 		for i := range m {
 			var sum float64
@@ -155,7 +164,7 @@ func initState(v []float64, m int) (hwState, int, bool) {
 				}
 			}
 			if c > 0 {
-				st.season[i] = sum / float64(c)
+				st.season[i] = float32(sum / float64(c))
 			}
 		}
 		st.trend = (m2 - m1) / float64(m)
@@ -187,7 +196,7 @@ func (p hwParams) run(v []float64, m, ahead int) (hwState, float64, bool) {
 	for i := from; i < len(v); i++ {
 		x := v[i]
 		if finite(x) {
-			sv := st.season[st.pos]
+			sv := float64(st.season[st.pos])
 			loss += math.Abs(x - (st.level + p.phi*st.trend + sv))
 			if i-from >= ahead {
 				r := i % ahead
@@ -238,7 +247,7 @@ func (hw *holtWinters) Forecast(ctx context.Context, h History, n int) ([]float6
 	}
 	end := h.End()
 	switch {
-	case hw.ready && !end.Before(hw.end) && end.Sub(hw.lastFit) < hwRefit && !hw.end.Before(h.Start.Add(-h.Step)):
+	case hw.ready && !end.Before(hw.end) && !hw.refitDue(end) && !hw.end.Before(h.Start.Add(-h.Step)):
 		hw.consume(h, end)
 	default:
 		hw.ready = hw.fit(h.Values)
@@ -264,7 +273,7 @@ func (hw *holtWinters) Forecast(ctx context.Context, h History, n int) ([]float6
 	}
 	for j := range out {
 		f = f*hw.p.phi + hw.p.phi
-		out[j] = st.level + f*st.trend + st.season[(st.pos+j+g)%len(st.season)]
+		out[j] = st.level + f*st.trend + float64(st.season[(st.pos+j+g)%len(st.season)])
 		if !finite(out[j]) {
 			return hw.flat(out, h.Values)
 		}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"math"
 	"math/rand/v2"
+	"slices"
 	"testing"
 	"time"
 )
@@ -49,7 +50,7 @@ func TestHoltWintersIncremental(t *testing.T) {
 		t.Fatalf("incremental state level %v trend %v pos %d, replay %v %v %d", got.level, got.trend, got.pos, want.level, want.trend, want.pos)
 	}
 	for i := range got.season {
-		if math.Abs(got.season[i]-want.season[i]) > 1e-9 {
+		if math.Abs(float64(got.season[i]-want.season[i])) > 1e-9 {
 			t.Fatalf("season[%d] = %v, replay %v", i, got.season[i], want.season[i])
 		}
 	}
@@ -80,5 +81,43 @@ func TestHoltWintersIncremental(t *testing.T) {
 		if want := start.Add(time.Duration(len(more)-1) * step); !hw.lastFit.Equal(want) {
 			t.Errorf("last fit %v after a day, want %v", hw.lastFit, want)
 		}
+	}
+}
+
+// TestHoltWintersStagger: a staggered model refits once a day at its own
+// time of day, whenever it started; an unstaggered one 24 hours after its
+// last fit.
+func TestHoltWintersStagger(t *testing.T) {
+	day := 24 * time.Hour
+	start := time.Date(2026, 3, 1, 0, 0, 0, 0, time.UTC)
+	for _, tc := range []struct {
+		name     string
+		frac     float64 // < 0: not staggered
+		firstFit time.Duration
+		wantFits []time.Duration // after start, within 4 days
+	}{
+		{"unstaggered", -1, 10 * time.Hour, []time.Duration{10 * time.Hour, 34 * time.Hour, 58 * time.Hour, 82 * time.Hour}},
+		{"phase 6h, started at 10h", 0.25, 10 * time.Hour, []time.Duration{10 * time.Hour, 30 * time.Hour, 54 * time.Hour, 78 * time.Hour}},
+		// The next 6:00 is 20 hours away: not before 12 hours have passed.
+		{"phase 6h, started at 2h", 0.25, 2 * time.Hour, []time.Duration{2 * time.Hour, 30 * time.Hour, 54 * time.Hour, 78 * time.Hour}},
+		{"phase 18h, started at 2h", 0.75, 2 * time.Hour, []time.Duration{2 * time.Hour, 18 * time.Hour, 42 * time.Hour, 66 * time.Hour, 90 * time.Hour}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			hw := newHoltWinters(time.Minute)
+			if tc.frac >= 0 {
+				hw.Stagger(tc.frac)
+			}
+			var fits []time.Duration
+			for at := tc.firstFit; at < 4*day; at += time.Minute {
+				end := start.Add(at)
+				if at == tc.firstFit || hw.refitDue(end) {
+					fits = append(fits, at)
+					hw.lastFit = end
+				}
+			}
+			if !slices.Equal(fits, tc.wantFits) {
+				t.Errorf("fits at %v, want %v", fits, tc.wantFits)
+			}
+		})
 	}
 }

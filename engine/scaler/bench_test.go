@@ -2,17 +2,33 @@ package scaler
 
 import (
 	"fmt"
+	"os"
 	"slices"
+	"strconv"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
 	"github.com/prometheus/prometheus/model/labels"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials/insecure"
 
 	"github.com/kedastral/kedastral/promapi"
 	pb "github.com/kedastral/kedastral/proto"
 )
+
+// cpuTime is the process' user and system CPU time so far: per request, it
+// is what client and server cost together, which the machine's other load
+// does not inflate as it does latency and throughput.
+func cpuTime(tb testing.TB) time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		tb.Fatal(err)
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
 
 // BenchmarkGetMetrics measures GetMetrics over gRPC on loopback on the cached
 // path (the TTL outlives the run), with parallel clients, for a policy with
@@ -99,7 +115,7 @@ func BenchmarkGetMetricsDistinct(b *testing.B) {
 	)
 	b.SetParallelism(4) // 2×4 clients on 2 cores, as many ScaledObjects polled at once
 	b.ResetTimer()
-	start := time.Now()
+	start, cpu0 := time.Now(), cpuTime(b)
 	b.RunParallel(func(p *testing.PB) {
 		var local []time.Duration
 		for p.Next() {
@@ -123,6 +139,7 @@ func BenchmarkGetMetricsDistinct(b *testing.B) {
 	slices.Sort(all)
 	b.ReportMetric(float64(all[len(all)*99/100].Microseconds()), "p99-µs")
 	b.ReportMetric(float64(len(all))/elapsed.Seconds(), "req/s")
+	b.ReportMetric(float64((cpuTime(b)-cpu0).Microseconds())/float64(len(all)), "cpu-µs/req")
 	if c := q.calls.Load(); c != 1 {
 		b.Errorf("%d Prometheus queries, want 1", c)
 	}
@@ -152,5 +169,96 @@ func BenchmarkForecastRefresh(b *testing.B) {
 		if fs := newForecastSet(series); len(fs.series) != n {
 			b.Fatalf("%d series", len(fs.series))
 		}
+	}
+}
+
+// BenchmarkGetMetricsOpenLoop offers GetMetrics at a fixed rate
+// (KEDASTRAL_BENCH_RATE, 20 000 requests/s by default) whatever the answers'
+// latency, as many ScaledObjects polled by many KEDA replicas are: the
+// 10 000 series of BenchmarkGetMetricsDistinct, b.N requests, each sent at
+// its scheduled time by one of openLoopClients goroutines over
+// openLoopConns connections. A request's latency counts from its scheduled
+// send time, so a server that falls behind shows the queueing (a closed loop
+// would slow its clients down and hide it). It reports the latency's p50,
+// p99 and max and the rate achieved; run it with -benchtime 60000x for 3 s.
+func BenchmarkGetMetricsOpenLoop(b *testing.B) {
+	const (
+		n               = 10000
+		openLoopClients = 64
+		openLoopConns   = 4
+	)
+	rate := 20000.0
+	if v := os.Getenv("KEDASTRAL_BENCH_RATE"); v != "" {
+		r, err := strconv.ParseFloat(v, 64)
+		if err != nil || r <= 0 {
+			b.Fatalf("KEDASTRAL_BENCH_RATE=%q: want a positive number", v)
+		}
+		rate = r
+	}
+	q := &fakeQuerier{}
+	series := make([]fakeSeries, n)
+	reqs := make([]*pb.GetMetricsRequest, n)
+	for i := range series {
+		ns, d := fmt.Sprintf("ns-%03d", i/100), fmt.Sprintf("svc-%05d", i)
+		series[i] = fakeSeries{labels.FromStrings("policy", "fleet", "namespace", ns, "deployment", d), float64(1 + i%20), time.Now().Add(time.Hour)}
+		reqs[i] = &pb.GetMetricsRequest{ScaledObjectRef: ref(map[string]string{"policy": "fleet", "matchLabels": "namespace=" + ns + ",deployment=" + d})}
+	}
+	q.set(series...)
+	ts := startServer(b, Options{Querier: q, CacheTTL: time.Hour})
+	ctx := ctxT(b)
+	clients := []pb.ExternalScalerClient{ts.client}
+	for range openLoopConns - 1 {
+		conn, err := grpc.NewClient(ts.Addr().String(), grpc.WithTransportCredentials(insecure.NewCredentials()))
+		if err != nil {
+			b.Fatal(err)
+		}
+		b.Cleanup(func() { conn.Close() })
+		clients = append(clients, pb.NewExternalScalerClient(conn))
+	}
+	// Every trigger polled once, as after the first minutes of a scaler.
+	for i, r := range reqs {
+		if _, err := clients[i%len(clients)].GetMetrics(ctx, r); err != nil {
+			b.Fatal(err)
+		}
+	}
+	interval := time.Duration(float64(time.Second) / rate)
+	lat := make([]time.Duration, b.N)
+	var next atomic.Int64
+	var wg sync.WaitGroup
+	b.ResetTimer()
+	cpu0 := cpuTime(b)
+	start := time.Now().Add(time.Millisecond)
+	for w := range openLoopClients {
+		wg.Go(func() {
+			c := clients[w%len(clients)]
+			for {
+				i := int(next.Add(1)) - 1
+				if i >= b.N {
+					return
+				}
+				due := start.Add(time.Duration(i) * interval)
+				if d := time.Until(due); d > 0 {
+					time.Sleep(d)
+				}
+				if _, err := c.GetMetrics(ctx, reqs[i%n]); err != nil {
+					b.Error(err)
+					return
+				}
+				lat[i] = time.Since(due)
+			}
+		})
+	}
+	wg.Wait()
+	elapsed := time.Since(start)
+	b.StopTimer()
+	slices.Sort(lat)
+	b.ReportMetric(float64(lat[len(lat)/2].Microseconds()), "p50-µs")
+	b.ReportMetric(float64(lat[len(lat)*99/100].Microseconds()), "p99-µs")
+	b.ReportMetric(float64(lat[len(lat)-1].Microseconds()), "max-µs")
+	b.ReportMetric(float64(b.N)/elapsed.Seconds(), "req/s")
+	b.ReportMetric(rate, "offered-req/s")
+	b.ReportMetric(float64((cpuTime(b)-cpu0).Microseconds())/float64(b.N), "cpu-µs/req")
+	if c := q.calls.Load(); c != 1 {
+		b.Errorf("%d Prometheus queries, want 1", c)
 	}
 }

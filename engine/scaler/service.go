@@ -102,7 +102,8 @@ func parseForecast(q string, samples []promapi.Sample) ([]seriesSample, error) {
 // readForecast returns the selected series' newest sample (nil when there is
 // none), through the cache: one query per policy and TTL, whatever the
 // number of triggers and series.
-func (s *Server) readForecast(ctx context.Context, m Metadata) (*seriesSample, error) {
+func (s *Server) readForecast(ctx context.Context, t *trigger) (*seriesSample, error) {
+	m := t.m
 	set, _, err := s.forecasts.get(ctx, m.Policy, func(ctx context.Context, ts time.Time) (*forecastSet, error) {
 		q := forecastQuery(m.Policy)
 		samples, err := s.query(ctx, "forecast", q, ts)
@@ -118,7 +119,14 @@ func (s *Server) readForecast(ctx context.Context, m Metadata) (*seriesSample, e
 	if err != nil {
 		return nil, err
 	}
-	matched := set.match(m)
+	// The series a trigger selects change only with the cached read.
+	var matched []*seriesSample
+	if mm := t.match.Load(); mm != nil && mm.set == set {
+		matched = mm.out
+	} else {
+		matched = set.match(m)
+		t.match.Store(&matchMemo{set: set, out: matched})
+	}
 	switch len(matched) {
 	case 0:
 		return nil, nil
@@ -181,7 +189,8 @@ func (s *Server) query(ctx context.Context, kind, q string, ts time.Time) ([]pro
 }
 
 // answer decides the replica count for a trigger.
-func (s *Server) answer(ctx context.Context, m Metadata) (decision, error) {
+func (s *Server) answer(ctx context.Context, t *trigger) (decision, error) {
+	m := t.m
 	var (
 		wg       sync.WaitGroup
 		reactive reactiveInput
@@ -189,7 +198,7 @@ func (s *Server) answer(ctx context.Context, m Metadata) (decision, error) {
 	if m.ReactiveQuery != "" {
 		wg.Go(func() { reactive = s.readReactive(ctx, m) })
 	}
-	ss, ferr := s.readForecast(ctx, m)
+	ss, ferr := s.readForecast(ctx, t)
 	wg.Wait()
 	if ferr != nil {
 		return decision{}, ferr
@@ -203,11 +212,10 @@ func (s *Server) answer(ctx context.Context, m Metadata) (decision, error) {
 	if reactive.Err != nil {
 		level.Warn(s.logger).Log("msg", "reactive query failed", "policy", m.Policy, "query", m.ReactiveQuery, "err", reactive.Err)
 	}
-	name := m.MetricName()
 	f := forecastInput{}
 	if ss != nil {
 		f = forecastInput{Found: true, Value: ss.value, Age: max(0, s.opts.Now().Sub(ss.t))}
-		s.metrics.forecastAge.WithLabelValues(m.Policy, name).Set(f.Age.Seconds())
+		t.age.Set(f.Age.Seconds())
 	}
 	d, err := decide(m, f, reactive)
 	if err != nil {
@@ -218,7 +226,7 @@ func (s *Server) answer(ctx context.Context, m Metadata) (decision, error) {
 		s.metrics.staleAnswers.WithLabelValues(m.Policy, "reactive").Inc()
 	}
 	s.metrics.answers.WithLabelValues(m.Policy, string(d.Source)).Inc()
-	s.metrics.desiredReplicas.WithLabelValues(m.Policy, name).Set(d.Replicas)
+	t.desired.Set(d.Replicas)
 	return d, nil
 }
 
@@ -259,6 +267,15 @@ func parseRef(ref *pb.ScaledObjectRef) (Metadata, error) {
 	return m, grpcError(err)
 }
 
+// triggerOf is parseRef through the server's trigger cache.
+func (s *Server) triggerOf(ref *pb.ScaledObjectRef) (*trigger, error) {
+	if ref == nil {
+		return nil, status.Error(codes.InvalidArgument, "scaledObjectRef is required")
+	}
+	t, err := s.trigger(ref.GetScalerMetadata())
+	return t, grpcError(err)
+}
+
 func metricSpec(m Metadata) *pb.GetMetricSpecResponse {
 	return &pb.GetMetricSpecResponse{MetricSpecs: []*pb.MetricSpec{{
 		MetricName: m.MetricName(), TargetSize: 1, TargetSizeFloat: 1,
@@ -297,17 +314,17 @@ func (v *service) StreamMetricSpec(ref *pb.ScaledObjectRef, stream pb.ExternalSc
 // GetMetrics returns the desired replica count, in both the integer and the
 // float field.
 func (v *service) GetMetrics(ctx context.Context, req *pb.GetMetricsRequest) (*pb.GetMetricsResponse, error) {
-	m, err := parseRef(req.GetScaledObjectRef())
+	t, err := v.s.triggerOf(req.GetScaledObjectRef())
 	if err != nil {
 		return nil, err
 	}
-	name := m.MetricName()
+	name := t.name
 	if req.GetMetricName() != "" && req.GetMetricName() != name {
 		return nil, status.Errorf(codes.InvalidArgument, "metricName %q: this trigger's metric is %q", req.GetMetricName(), name)
 	}
-	d, err := v.s.answer(ctx, m)
+	d, err := v.s.answer(ctx, t)
 	if err != nil {
-		v.s.logAnswerError(m, "GetMetrics", err)
+		v.s.logAnswerError(t.m, "GetMetrics", err)
 		return nil, grpcError(err)
 	}
 	return &pb.GetMetricsResponse{MetricValues: []*pb.MetricValue{{
@@ -317,16 +334,16 @@ func (v *service) GetMetrics(ctx context.Context, req *pb.GetMetricsRequest) (*p
 
 // IsActive is true when the desired replicas exceed activationReplicas.
 func (v *service) IsActive(ctx context.Context, ref *pb.ScaledObjectRef) (*pb.IsActiveResponse, error) {
-	m, err := parseRef(ref)
+	t, err := v.s.triggerOf(ref)
 	if err != nil {
 		return nil, err
 	}
-	d, err := v.s.answer(ctx, m)
+	d, err := v.s.answer(ctx, t)
 	if err != nil {
-		v.s.logAnswerError(m, "IsActive", err)
+		v.s.logAnswerError(t.m, "IsActive", err)
 		return nil, grpcError(err)
 	}
-	return &pb.IsActiveResponse{Result: d.Replicas > m.ActivationReplicas}, nil
+	return &pb.IsActiveResponse{Result: d.Replicas > t.m.ActivationReplicas}, nil
 }
 
 // StreamIsActive re-evaluates every StreamCheckInterval and pushes the
@@ -334,10 +351,11 @@ func (v *service) IsActive(ctx context.Context, ref *pb.ScaledObjectRef) (*pb.Is
 // error ends the stream with its status (KEDA reopens it); Stop ends it
 // cleanly.
 func (v *service) StreamIsActive(ref *pb.ScaledObjectRef, stream pb.ExternalScaler_StreamIsActiveServer) error {
-	m, err := parseRef(ref)
+	t, err := v.s.triggerOf(ref)
 	if err != nil {
 		return err
 	}
+	m := t.m
 	ctx := stream.Context()
 	tick := time.NewTicker(v.s.opts.StreamCheckInterval)
 	defer tick.Stop()
@@ -347,7 +365,7 @@ func (v *service) StreamIsActive(ref *pb.ScaledObjectRef, stream pb.ExternalScal
 		lastSent time.Time
 	)
 	for {
-		d, err := v.s.answer(ctx, m)
+		d, err := v.s.answer(ctx, t)
 		if err != nil {
 			v.s.logAnswerError(m, "StreamIsActive", err)
 			return grpcError(err)

@@ -6,7 +6,8 @@
 {{- with $k.namespaces }}
 - --kubernetes.namespaces={{ join "," . }}
 {{- end }}
-{{- if $k.leaderElection.enabled }}
+{{- /* Shards split the series among replicas; a leader would take them all. */}}
+{{- if and $k.leaderElection.enabled (le (int (.Values.forecaster.shards | default 1)) 1) }}
 - --leader-election.enabled
 - --leader-election.namespace={{ .Release.Namespace }}
 - --leader-election.lease-name={{ include "kedastral.fullname" . }}-forecaster

@@ -1,0 +1,172 @@
+package scale
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/prometheus/prometheus/model/labels"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials/insecure"
+
+	"github.com/kedastral/kedastral/promapi"
+	"github.com/kedastral/kedastral/promapi/promtest"
+	pb "github.com/kedastral/kedastral/proto"
+)
+
+// procCPU is the user and system CPU time of process pid so far, from
+// /proc/<pid>/stat (in clock ticks of 10 ms, Linux' USER_HZ).
+func procCPU(tb testing.TB, pid int) time.Duration {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		tb.Fatal(err)
+	}
+	// Fields after the command, which is in parentheses: state is field 3,
+	// utime 14 and stime 15.
+	f := strings.Fields(string(b[strings.LastIndexByte(string(b), ')')+2:]))
+	ut, _ := strconv.ParseInt(f[11], 10, 64)
+	st, _ := strconv.ParseInt(f[12], 10, 64)
+	return time.Duration(ut+st) * 10 * time.Millisecond
+}
+
+// BenchmarkScalerOpenLoop is the kedastral scaler binary answering
+// GetMetrics for 10 000 ScaledObjects whose desired replicas a real
+// Prometheus holds, from this process (the load generator, as KEDA would be
+// another process): b.N requests offered at a fixed rate
+// (KEDASTRAL_BENCH_RATE, 20 000/s by default) by 64 goroutines over 4
+// connections, each request's latency counted from its scheduled send time.
+// It reports the latency's p50, p99 and max, the rate achieved and the
+// scaler process' own CPU per request; the load generator shares the
+// machine's cores with it. Run it with -benchtime 60000x (3 s at 20 000/s).
+func BenchmarkScalerOpenLoop(b *testing.B) {
+	promtest.RequireBinaries(b)
+	rate := 20000.0
+	if v := os.Getenv("KEDASTRAL_BENCH_RATE"); v != "" {
+		r, err := strconv.ParseFloat(v, 64)
+		if err != nil || r <= 0 {
+			b.Fatalf("KEDASTRAL_BENCH_RATE=%q: want a positive number", v)
+		}
+		rate = r
+	}
+	const n = 10000
+	prom := promtest.StartT(b, promtest.Options{})
+	w, err := promapi.NewWriter(promapi.WriterConfig{URL: prom.RemoteWriteURL()})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer w.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
+	defer cancel()
+	now := time.Now().UnixMilli()
+	samples := make([]promapi.Sample, n)
+	reqs := make([]*pb.GetMetricsRequest, n)
+	for i := range n {
+		ns, d := fmt.Sprintf("ns-%03d", i/100), fmt.Sprintf("svc-%05d", i)
+		samples[i] = promapi.Sample{Labels: labels.FromStrings("__name__", "kedastral_desired_replicas", "policy", "fleet", "namespace", ns, "deployment", d), T: now, V: float64(1 + i%20)}
+		reqs[i] = &pb.GetMetricsRequest{ScaledObjectRef: &pb.ScaledObjectRef{Name: d, Namespace: ns, ScalerMetadata: map[string]string{
+			"policy": "fleet", "matchLabels": "namespace=" + ns + ",deployment=" + d, "maxForecastAge": "1h"}}}
+	}
+	if _, err := w.Write(ctx, samples); err != nil {
+		b.Fatal(err)
+	}
+
+	grpcAddr, web := freeAddrTB(b), freeAddrTB(b)
+	cmd := exec.Command(binary, "scaler", "--prometheus.url="+prom.URL(),
+		"--grpc.listen-address="+grpcAddr, "--web.listen-address="+web, "--cache.ttl=1h", "--log.level=warn")
+	logs := &safeBuffer{}
+	cmd.Stdout, cmd.Stderr = logs, logs
+	if err := cmd.Start(); err != nil {
+		b.Fatal(err)
+	}
+	defer func() {
+		_ = cmd.Process.Kill()
+		_ = cmd.Wait()
+		if b.Failed() {
+			b.Logf("scaler log:\n%s", logs.String())
+		}
+	}()
+	var clients []pb.ExternalScalerClient
+	for range 4 {
+		conn, err := grpc.NewClient(grpcAddr, grpc.WithTransportCredentials(insecure.NewCredentials()))
+		if err != nil {
+			b.Fatal(err)
+		}
+		defer conn.Close()
+		clients = append(clients, pb.NewExternalScalerClient(conn))
+	}
+	// Ready once it answers; then every trigger polled once, as after the
+	// first minutes of a scaler.
+	for try := 0; ; try++ {
+		r, err := clients[0].GetMetrics(ctx, reqs[4242])
+		if err == nil && r.MetricValues[0].MetricValueFloat == float64(1+4242%20) {
+			break
+		}
+		if try == 100 {
+			b.Fatalf("scaler not answering: %v %v", r, err)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	for i, r := range reqs {
+		if _, err := clients[i%len(clients)].GetMetrics(ctx, r); err != nil {
+			b.Fatal(err)
+		}
+	}
+
+	interval := time.Duration(float64(time.Second) / rate)
+	lat := make([]time.Duration, b.N)
+	var next atomic.Int64
+	var wg sync.WaitGroup
+	b.ResetTimer()
+	cpu0 := procCPU(b, cmd.Process.Pid)
+	start := time.Now().Add(time.Millisecond)
+	for g := range 64 {
+		wg.Go(func() {
+			c := clients[g%len(clients)]
+			for {
+				i := int(next.Add(1)) - 1
+				if i >= b.N {
+					return
+				}
+				due := start.Add(time.Duration(i) * interval)
+				if d := time.Until(due); d > 0 {
+					time.Sleep(d)
+				}
+				if _, err := c.GetMetrics(ctx, reqs[i%n]); err != nil {
+					b.Error(err)
+					return
+				}
+				lat[i] = time.Since(due)
+			}
+		})
+	}
+	wg.Wait()
+	elapsed := time.Since(start)
+	b.StopTimer()
+	cpu := procCPU(b, cmd.Process.Pid) - cpu0
+	slices.Sort(lat)
+	b.ReportMetric(float64(lat[len(lat)/2].Microseconds()), "p50-µs")
+	b.ReportMetric(float64(lat[len(lat)*99/100].Microseconds()), "p99-µs")
+	b.ReportMetric(float64(lat[len(lat)-1].Microseconds()), "max-µs")
+	b.ReportMetric(float64(b.N)/elapsed.Seconds(), "req/s")
+	b.ReportMetric(rate, "offered-req/s")
+	b.ReportMetric(float64(cpu.Microseconds())/float64(b.N), "server-cpu-µs/req")
+}
+
+func freeAddrTB(tb testing.TB) string {
+	tb.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		tb.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().String()
+}
