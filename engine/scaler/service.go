@@ -272,7 +272,7 @@ func (s *Server) triggerOf(ref *pb.ScaledObjectRef) (*trigger, error) {
 	if ref == nil {
 		return nil, status.Error(codes.InvalidArgument, "scaledObjectRef is required")
 	}
-	t, err := s.trigger(ref.GetScalerMetadata())
+	t, err := s.trigger(ref.GetScalerMetadata(), ref.GetNamespace())
 	return t, grpcError(err)
 }
 

@@ -13,6 +13,7 @@ import (
 // needs besides: its metric name and its per-trigger gauges.
 type trigger struct {
 	meta    map[string]string // as received, to tell hash collisions apart
+	ns      string            // the ScaledObject's namespace, as received
 	m       Metadata
 	name    string
 	age     prometheus.Gauge // kedastral_scaler_forecast_age_seconds
@@ -43,9 +44,10 @@ func newTriggerCache() *triggerCache {
 	return &triggerCache{seed: maphash.MakeSeed(), m: map[uint64]*trigger{}}
 }
 
-// hash is independent of the map's iteration order.
-func (c *triggerCache) hash(meta map[string]string) uint64 {
-	var h uint64
+// hash is independent of the map's iteration order; the ScaledObject's
+// namespace is part of the key because it defaults the policy's namespace.
+func (c *triggerCache) hash(meta map[string]string, ns string) uint64 {
+	h := maphash.String(c.seed, ns)
 	for k, v := range meta {
 		h += maphash.String(c.seed, k) ^ bits.RotateLeft64(maphash.String(c.seed, v), 29)
 	}
@@ -64,27 +66,29 @@ func sameMeta(a, b map[string]string) bool {
 	return true
 }
 
-// trigger returns the trigger of meta, parsing it the first time; a metadata
-// error is not cached (it is logged and answered every time).
-func (s *Server) trigger(meta map[string]string) (*trigger, error) {
+// trigger returns the trigger of meta polled for a ScaledObject in namespace
+// ns, parsing it the first time; a metadata error is not cached (it is
+// logged and answered every time).
+func (s *Server) trigger(meta map[string]string, ns string) (*trigger, error) {
 	c := s.triggers
-	h := c.hash(meta)
+	h := c.hash(meta, ns)
 	c.mu.RLock()
 	t, ok := c.m[h]
 	c.mu.RUnlock()
-	if ok && sameMeta(t.meta, meta) {
+	if ok && t.ns == ns && sameMeta(t.meta, meta) {
 		return t, nil
 	}
 	m, err := ParseMetadata(meta)
 	if err != nil {
 		return nil, err
 	}
+	m.SetDefaultNamespace(ns)
 	own := make(map[string]string, len(meta))
 	for k, v := range meta {
 		own[k] = v
 	}
 	name := m.MetricName()
-	t = &trigger{meta: own, m: m, name: name,
+	t = &trigger{meta: own, ns: ns, m: m, name: name,
 		age:     s.metrics.forecastAge.WithLabelValues(m.Policy, name),
 		desired: s.metrics.desiredReplicas.WithLabelValues(m.Policy, name)}
 	c.mu.Lock()
