@@ -82,6 +82,14 @@ func BenchmarkScalerOpenLoop(b *testing.B) {
 	grpcAddr, web := freeAddrTB(b), freeAddrTB(b)
 	cmd := exec.Command(binary, "scaler", "--prometheus.url="+prom.URL(),
 		"--grpc.listen-address="+grpcAddr, "--web.listen-address="+web, "--cache.ttl=1h", "--log.level=warn")
+	// The scaler's garbage collector, apart from the load generator's
+	// (which stands in for KEDA, elsewhere in a cluster).
+	cmd.Env = os.Environ()
+	for _, k := range []string{"GOGC", "GOMEMLIMIT"} {
+		if v, ok := os.LookupEnv("KEDASTRAL_BENCH_SCALER_" + k); ok {
+			cmd.Env = append(cmd.Env, k+"="+v)
+		}
+	}
 	logs := &safeBuffer{}
 	cmd.Stdout, cmd.Stderr = logs, logs
 	if err := cmd.Start(); err != nil {
