@@ -74,6 +74,15 @@ func TestHostilePolicies(t *testing.T) {
 		{"quantile above 1", repl("quantile: 0.85", "quantile: 1.5"), "spec.model.quantile"},
 		{"quantile negative", repl("quantile: 0.85", "quantile: -0.1"), "spec.model.quantile"},
 		{"quantile NaN", repl("quantile: 0.85", "quantile: .nan"), "spec.model.quantile"},
+		// Zero is how the types spell "unset"; written out, it is refused
+		// rather than read as the default.
+		{"quantile 0", repl("quantile: 0.85", "quantile: 0"), "spec.model.quantile: must be in (0, 1), got 0"},
+		{"interval 0s", repl("horizon: 30m", "horizon: 30m\n  interval: 0s"), "spec.interval: must be positive, got 0"},
+		{"step 0", repl("horizon: 30m", "horizon: 30m\n  step: 0"), "spec.step: must be positive, got 0"},
+		{"lookback 0s", repl("horizon: 30m", "horizon: 30m\n  lookback: 0s"), "spec.lookback: must be positive, got 0"},
+		{"headroom 0", repl("max: 50", "max: 50\n    headroom: 0"), "spec.capacity.headroom: must be in (0, 100], got 0"},
+		{"source targetPerPod 0", repl("      query: sum(rate(http_requests_total[1m]))", "      query: sum(rate(http_requests_total[1m]))\n      targetPerPod: 0"), "spec.sources[0].targetPerPod: must be positive, got 0"},
+		{"source quantile 0.0", repl("      query: sum(rate(http_requests_total[1m]))", "      query: sum(rate(http_requests_total[1m]))\n      quantile: 0.0"), "spec.sources[0].quantile: must be in (0, 1), got 0"},
 		{"unknown model", repl("quantile: 0.85", "type: gpt\n    quantile: 0.85"), "spec.model.type"},
 		{"invalid PromQL", repl("query: sum(rate(http_requests_total[1m]))", "query: sum(rate(x[1m])"), "invalid PromQL"},
 		{"PromQL returning a string", repl("query: sum(rate(http_requests_total[1m]))", `query: '"hello"'`), "returns a string"},

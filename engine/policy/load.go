@@ -186,7 +186,11 @@ func parseDocuments(docs []document) (*Set, []error) {
 				fail(tm.Kind, name, "", cleanYAMLError(err, d.line))
 				continue
 			}
-			if err := p.Validate(); err != nil {
+			err := explicitZeros(d.data)
+			if err == nil {
+				err = p.Validate()
+			}
+			if err != nil {
 				var fe *FieldError
 				if errors.As(err, &fe) {
 					fail(tm.Kind, name, fe.Field, fe.Err)
