@@ -83,6 +83,8 @@ type auto struct {
 	chosen []int // per horizon (index h-1): index into models
 	second []int // per horizon: the runner-up averaged in, -1 for none
 	outs   [][]float64
+	// keepOuts keeps the parts' last forecasts in outs, for tests.
+	keepOuts bool
 }
 
 // Chosen returns the model leading at horizon h steps (1-based), for the
@@ -112,6 +114,13 @@ func (a *auto) Forecast(ctx context.Context, h History, n int) ([]float64, error
 		a.second = make([]int, n)
 	}
 	a.outs = a.outs[:0]
+	// The parts' forecasts are this call's: holding them until the next
+	// one would keep six forecasts per series alive for nothing.
+	defer func() {
+		if !a.keepOuts {
+			clear(a.outs)
+		}
+	}()
 	var firstErr error
 	for _, m := range a.models {
 		f, err := m.Forecast(ctx, h, n)
