@@ -2,9 +2,7 @@ package scaler
 
 import (
 	"fmt"
-	"os"
 	"slices"
-	"strconv"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -15,6 +13,7 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
 
+	"github.com/kedastral/kedastral/engine/scaler/loadtest"
 	"github.com/kedastral/kedastral/promapi"
 	pb "github.com/kedastral/kedastral/proto"
 )
@@ -187,14 +186,7 @@ func BenchmarkGetMetricsOpenLoop(b *testing.B) {
 		openLoopClients = 64
 		openLoopConns   = 4
 	)
-	rate := 20000.0
-	if v := os.Getenv("KEDASTRAL_BENCH_RATE"); v != "" {
-		r, err := strconv.ParseFloat(v, 64)
-		if err != nil || r <= 0 {
-			b.Fatalf("KEDASTRAL_BENCH_RATE=%q: want a positive number", v)
-		}
-		rate = r
-	}
+	rate := loadtest.Rate(b, 20000)
 	q := &fakeQuerier{}
 	series := make([]fakeSeries, n)
 	reqs := make([]*pb.GetMetricsRequest, n)
@@ -221,42 +213,17 @@ func BenchmarkGetMetricsOpenLoop(b *testing.B) {
 			b.Fatal(err)
 		}
 	}
-	interval := time.Duration(float64(time.Second) / rate)
-	lat := make([]time.Duration, b.N)
-	var next atomic.Int64
-	var wg sync.WaitGroup
 	b.ResetTimer()
 	cpu0 := cpuTime(b)
-	start := time.Now().Add(time.Millisecond)
-	for w := range openLoopClients {
-		wg.Go(func() {
-			c := clients[w%len(clients)]
-			for {
-				i := int(next.Add(1)) - 1
-				if i >= b.N {
-					return
-				}
-				due := start.Add(time.Duration(i) * interval)
-				if d := time.Until(due); d > 0 {
-					time.Sleep(d)
-				}
-				if _, err := c.GetMetrics(ctx, reqs[i%n]); err != nil {
-					b.Error(err)
-					return
-				}
-				lat[i] = time.Since(due)
-			}
-		})
-	}
-	wg.Wait()
-	elapsed := time.Since(start)
+	res, err := loadtest.Run(b.N, openLoopClients, rate, func(w, i int) error {
+		_, err := clients[w%len(clients)].GetMetrics(ctx, reqs[i%n])
+		return err
+	})
 	b.StopTimer()
-	slices.Sort(lat)
-	b.ReportMetric(float64(lat[len(lat)/2].Microseconds()), "p50-µs")
-	b.ReportMetric(float64(lat[len(lat)*99/100].Microseconds()), "p99-µs")
-	b.ReportMetric(float64(lat[len(lat)-1].Microseconds()), "max-µs")
-	b.ReportMetric(float64(b.N)/elapsed.Seconds(), "req/s")
-	b.ReportMetric(rate, "offered-req/s")
+	if err != nil {
+		b.Fatal(err)
+	}
+	res.Report(b)
 	b.ReportMetric(float64((cpuTime(b)-cpu0).Microseconds())/float64(b.N), "cpu-µs/req")
 	if c := q.calls.Load(); c != 1 {
 		b.Errorf("%d Prometheus queries, want 1", c)

@@ -6,11 +6,8 @@ import (
 	"net"
 	"os"
 	"os/exec"
-	"slices"
 	"strconv"
 	"strings"
-	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -18,6 +15,7 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
 
+	"github.com/kedastral/kedastral/engine/scaler/loadtest"
 	"github.com/kedastral/kedastral/promapi"
 	"github.com/kedastral/kedastral/promapi/promtest"
 	pb "github.com/kedastral/kedastral/proto"
@@ -49,14 +47,7 @@ func procCPU(tb testing.TB, pid int) time.Duration {
 // machine's cores with it. Run it with -benchtime 60000x (3 s at 20 000/s).
 func BenchmarkScalerOpenLoop(b *testing.B) {
 	promtest.RequireBinaries(b)
-	rate := 20000.0
-	if v := os.Getenv("KEDASTRAL_BENCH_RATE"); v != "" {
-		r, err := strconv.ParseFloat(v, 64)
-		if err != nil || r <= 0 {
-			b.Fatalf("KEDASTRAL_BENCH_RATE=%q: want a positive number", v)
-		}
-		rate = r
-	}
+	rate := loadtest.Rate(b, 20000)
 	const n = 10000
 	prom := promtest.StartT(b, promtest.Options{})
 	w, err := promapi.NewWriter(promapi.WriterConfig{URL: prom.RemoteWriteURL()})
@@ -129,43 +120,18 @@ func BenchmarkScalerOpenLoop(b *testing.B) {
 		}
 	}
 
-	interval := time.Duration(float64(time.Second) / rate)
-	lat := make([]time.Duration, b.N)
-	var next atomic.Int64
-	var wg sync.WaitGroup
 	b.ResetTimer()
 	cpu0 := procCPU(b, cmd.Process.Pid)
-	start := time.Now().Add(time.Millisecond)
-	for g := range 64 {
-		wg.Go(func() {
-			c := clients[g%len(clients)]
-			for {
-				i := int(next.Add(1)) - 1
-				if i >= b.N {
-					return
-				}
-				due := start.Add(time.Duration(i) * interval)
-				if d := time.Until(due); d > 0 {
-					time.Sleep(d)
-				}
-				if _, err := c.GetMetrics(ctx, reqs[i%n]); err != nil {
-					b.Error(err)
-					return
-				}
-				lat[i] = time.Since(due)
-			}
-		})
-	}
-	wg.Wait()
-	elapsed := time.Since(start)
+	res, err := loadtest.Run(b.N, 64, rate, func(w, i int) error {
+		_, err := clients[w%len(clients)].GetMetrics(ctx, reqs[i%n])
+		return err
+	})
 	b.StopTimer()
+	if err != nil {
+		b.Fatal(err)
+	}
 	cpu := procCPU(b, cmd.Process.Pid) - cpu0
-	slices.Sort(lat)
-	b.ReportMetric(float64(lat[len(lat)/2].Microseconds()), "p50-µs")
-	b.ReportMetric(float64(lat[len(lat)*99/100].Microseconds()), "p99-µs")
-	b.ReportMetric(float64(lat[len(lat)-1].Microseconds()), "max-µs")
-	b.ReportMetric(float64(b.N)/elapsed.Seconds(), "req/s")
-	b.ReportMetric(rate, "offered-req/s")
+	res.Report(b)
 	b.ReportMetric(float64(cpu.Microseconds())/float64(b.N), "server-cpu-µs/req")
 }
 

@@ -1,0 +1,93 @@
+// Package loadtest offers calls at a fixed rate and measures each one's
+// latency from the moment it was due (an open-loop load, as a fleet of KEDA
+// operators polling a scaler is): queueing in the server shows in the
+// latency instead of slowing the load down. The scaler's benchmarks use it.
+package loadtest
+
+import (
+	"os"
+	"slices"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+)
+
+// Rate is the offered rate in calls per second: KEDASTRAL_BENCH_RATE, or
+// def when it is unset.
+func Rate(tb testing.TB, def float64) float64 {
+	v := os.Getenv("KEDASTRAL_BENCH_RATE")
+	if v == "" {
+		return def
+	}
+	r, err := strconv.ParseFloat(v, 64)
+	if err != nil || r <= 0 {
+		tb.Fatalf("KEDASTRAL_BENCH_RATE=%q: want a positive number", v)
+	}
+	return r
+}
+
+// Result is what a run measured.
+type Result struct {
+	Rate      float64         // offered, calls per second
+	Latencies []time.Duration // from each call's due time to its answer, sorted
+	Elapsed   time.Duration
+}
+
+// Run makes n calls, the i-th due at start + i/rate, from workers
+// goroutines; call(w, i) is call i from worker w. It stops at the first
+// error and returns it.
+func Run(n, workers int, rate float64, call func(w, i int) error) (Result, error) {
+	interval := time.Duration(float64(time.Second) / rate)
+	lat := make([]time.Duration, n)
+	var (
+		next    atomic.Int64
+		wg      sync.WaitGroup
+		errOnce sync.Once
+		first   error
+		failed  atomic.Bool
+	)
+	start := time.Now().Add(time.Millisecond)
+	for w := range workers {
+		wg.Go(func() {
+			for !failed.Load() {
+				i := int(next.Add(1)) - 1
+				if i >= n {
+					return
+				}
+				due := start.Add(time.Duration(i) * interval)
+				if d := time.Until(due); d > 0 {
+					time.Sleep(d)
+				}
+				if err := call(w, i); err != nil {
+					errOnce.Do(func() { first = err })
+					failed.Store(true)
+					return
+				}
+				lat[i] = time.Since(due)
+			}
+		})
+	}
+	wg.Wait()
+	elapsed := time.Since(start)
+	slices.Sort(lat)
+	return Result{Rate: rate, Latencies: lat, Elapsed: elapsed}, first
+}
+
+// Quantile is the q-quantile of the latencies.
+func (r Result) Quantile(q float64) time.Duration {
+	if len(r.Latencies) == 0 {
+		return 0
+	}
+	return r.Latencies[min(len(r.Latencies)-1, int(q*float64(len(r.Latencies))))]
+}
+
+// Report adds p50-µs, p99-µs, max-µs, req/s and offered-req/s to b's result.
+func (r Result) Report(b *testing.B) {
+	b.ReportMetric(float64(r.Quantile(0.5).Microseconds()), "p50-µs")
+	b.ReportMetric(float64(r.Quantile(0.99).Microseconds()), "p99-µs")
+	b.ReportMetric(float64(r.Quantile(1).Microseconds()), "max-µs")
+	b.ReportMetric(float64(len(r.Latencies))/r.Elapsed.Seconds(), "req/s")
+	b.ReportMetric(r.Rate, "offered-req/s")
+}
