@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -30,14 +29,15 @@ spec:
   sources: [{name: rps, query: 'sum(app_load)'}]
 `
 
+// freeAddr is a loopback address for a binary the test starts, picked
+// below the ephemeral range so another process's bind does not take it.
 func freeAddr(t *testing.T) string {
 	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
+	a, err := promtest.FreeAddr()
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer l.Close()
-	return l.Addr().String()
+	return a
 }
 
 func get(t *testing.T, url string) (int, string) {

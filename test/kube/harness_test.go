@@ -11,7 +11,6 @@ import (
 	"encoding/hex"
 	"encoding/pem"
 	"fmt"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -34,6 +33,8 @@ import (
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/restmapper"
 	"sigs.k8s.io/yaml"
+
+	"github.com/kedastral/kedastral/promapi/promtest"
 )
 
 // repoRoot is the repository's top directory.
@@ -119,14 +120,9 @@ func getCluster(t *testing.T) *cluster {
 	return shared
 }
 
-func freePort() (int, error) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return 0, err
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port, nil
-}
+// freePort picks below the ephemeral range (promtest.FreePort), so that
+// etcd's and the API server's ports are not taken by another process's bind.
+func freePort() (int, error) { return promtest.FreePort() }
 
 func startProc(name, logPath string, bin string, args ...string) (*proc, error) {
 	f, err := os.Create(logPath)

@@ -3,7 +3,6 @@ package scale
 import (
 	"context"
 	"fmt"
-	"net"
 	"os"
 	"os/exec"
 	"strconv"
@@ -137,10 +136,9 @@ func BenchmarkScalerOpenLoop(b *testing.B) {
 
 func freeAddrTB(tb testing.TB) string {
 	tb.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
+	a, err := promtest.FreeAddr()
 	if err != nil {
 		tb.Fatal(err)
 	}
-	defer l.Close()
-	return l.Addr().String()
+	return a
 }
