@@ -13,6 +13,10 @@
 
     // The label that names the policy on every Kedastral series.
     policyLabel: 'policy',
+    // The label that names a ForecastPolicy's namespace when the forecaster reads policies
+    // from the Kubernetes API (absent for policy files). The recording rules group and join
+    // by it too, so two namespaces' policies of the same name stay apart; '' to leave it out.
+    policyNamespaceLabel: 'policy_namespace',
 
     // The `ahead` values the accuracy recording rules compare against the observed value.
     // Each needs `ahead: [...]` in the policies; an `ahead` missing here has no accuracy series.

@@ -6,7 +6,8 @@ local withSel(s, extra) = if s == '' then '{%s}' % extra else '{%s, %s}' % [s, e
   prometheusRules+:: {
     local c = $._config,
     local m = c.metrics,
-    local p = c.policyLabel,
+    // A policy is its name and, from the Kubernetes API, its namespace.
+    local p = if c.policyNamespaceLabel == '' then c.policyLabel else '%s, %s' % [c.policyNamespaceLabel, c.policyLabel],
 
     groups+: [
       {
