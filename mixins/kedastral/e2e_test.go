@@ -371,14 +371,15 @@ func checkRuleHealth(t *testing.T, base string) {
 // dashboardValues are the values the template variables take in the
 // end-to-end check; multi-value variables get their "All" value.
 var dashboardValues = map[string]string{
-	"job":             ".+",
-	"instance":        ".+",
-	"policy":          e2ePolicy,
-	"ahead":           "5m",
-	"deployment":      "demo-api",
-	"__rate_interval": "1m",
-	"__interval":      "15s",
-	"__range":         "1h",
+	"job":              ".+",
+	"instance":         ".+",
+	"policy":           e2ePolicy,
+	"policy_namespace": ".*",
+	"ahead":            "5m",
+	"deployment":       "demo-api",
+	"__rate_interval":  "1m",
+	"__interval":       "15s",
+	"__range":          "1h",
 }
 
 var labelValues = regexp.MustCompile(`^label_values\((.*),\s*(\w+)\)$`)

@@ -6,10 +6,16 @@ local vars = import 'variables.libsonnet';
     local c = $._config,
     local m = c.metrics,
     local p = c.policyLabel,
-    local f = '%s, job=~"$job", instance=~"$instance", %s="$policy"' % [c.forecasterSelector, p],
+    local pn = c.policyNamespaceLabel,
+    // Series written for a policy carry its namespace when it came from the Kubernetes
+    // API; "All" (.*) matches policy files' series too, which have none. The forecaster's
+    // own metrics name such a policy namespace/name instead.
+    local ns = if pn == '' then [] else ['%s=~"$policy_namespace"' % pn],
+    local fp = if pn == '' then '%s="$policy"' % p else '%s=~"(${policy_namespace}/)?${policy}"' % p,
+    local f = '%s, job=~"$job", instance=~"$instance", %s' % [c.forecasterSelector, fp],
     local s = '%s, job=~"$job", instance=~"$instance", %s="$policy"' % [c.scalerSelector, p],
-    local k = std.join(', ', std.filter(function(x) x != '', [c.kedastralSelector, '%s="$policy"' % p])),
-    local r = '%s="$policy"' % p,
+    local k = std.join(', ', std.filter(function(x) x != '', [c.kedastralSelector, '%s="$policy"' % p] + ns)),
+    local r = std.join(', ', ['%s="$policy"' % p] + ns),
     local ksm = '%s, deployment="$deployment"' % c.kubeStateMetricsSelector,
 
     'kedastral-policy.json': d.dashboard(
@@ -21,7 +27,12 @@ local vars = import 'variables.libsonnet';
         vars.datasource(c),
         vars.job(c),
         vars.instance(c),
-        d.queryVariable('policy', 'Policy', 'label_values(%s, %s)' % [m.desired, p]),
+      ] + (
+        if pn == '' then [] else [
+          d.queryVariable('policy_namespace', 'Namespace', 'label_values(%s, %s)' % [m.desired, pn], includeAll=true, allValue='.*'),
+        ]
+      ) + [
+        d.queryVariable('policy', 'Policy', 'label_values(%s, %s)' % [m.desired + (if pn == '' then '' else '{%s}' % ns[0]), p]),
         d.queryVariable('ahead', 'Ahead', 'label_values(%s{%s}, ahead)' % [m.predicted, k], multi=true, includeAll=true),
         d.adhocVariable('series', 'Series'),
         d.queryVariable('deployment', 'Deployment', 'label_values(%s{%s}, deployment)' % [m.kubeReplicasAvailable, c.kubeStateMetricsSelector]),

@@ -94,7 +94,7 @@ local datasource = { type: 'prometheus', uid: '${datasource}' };
     hide: 0,
   },
 
-  queryVariable(name, label, query, multi=false, includeAll=false, hide=0):: {
+  queryVariable(name, label, query, multi=false, includeAll=false, hide=0, allValue='.+'):: {
     name: name,
     label: label,
     type: 'query',
@@ -105,7 +105,7 @@ local datasource = { type: 'prometheus', uid: '${datasource}' };
     sort: 1,
     multi: multi,
     includeAll: includeAll,
-    [if includeAll then 'allValue']: '.+',
+    [if includeAll then 'allValue']: allValue,
     current: if includeAll then { text: 'All', value: '$__all' } else {},
     hide: hide,
   },
