@@ -2,8 +2,6 @@ package scaler
 
 import (
 	"fmt"
-	"slices"
-	"sync"
 	"sync/atomic"
 	"syscall"
 	"testing"
@@ -52,34 +50,17 @@ func benchmarkGetMetrics(b *testing.B, n int) {
 	if _, err := ts.client.GetMetrics(ctx, req); err != nil {
 		b.Fatal(err)
 	}
-	var (
-		mu  sync.Mutex
-		all []time.Duration
-	)
 	b.ResetTimer()
-	start := time.Now()
-	b.RunParallel(func(pb *testing.PB) {
-		var local []time.Duration
-		for pb.Next() {
-			t0 := time.Now()
-			if _, err := ts.client.GetMetrics(ctx, req); err != nil {
-				b.Error(err)
-				return
-			}
-			local = append(local, time.Since(t0))
-		}
-		mu.Lock()
-		all = append(all, local...)
-		mu.Unlock()
+	res := loadtest.Parallel(b, func() error {
+		_, err := ts.client.GetMetrics(ctx, req)
+		return err
 	})
-	elapsed := time.Since(start)
 	b.StopTimer()
-	if len(all) == 0 {
+	if len(res.Latencies) == 0 {
 		return
 	}
-	slices.Sort(all)
-	b.ReportMetric(float64(all[len(all)*99/100].Microseconds()), "p99-µs")
-	b.ReportMetric(float64(len(all))/elapsed.Seconds(), "req/s")
+	b.ReportMetric(float64(res.Quantile(0.99).Microseconds()), "p99-µs")
+	b.ReportMetric(float64(len(res.Latencies))/res.Elapsed.Seconds(), "req/s")
 	if n := q.calls.Load(); n != 1 {
 		b.Errorf("%d Prometheus queries, want 1", n)
 	}
@@ -93,52 +74,27 @@ func benchmarkGetMetrics(b *testing.B, n int) {
 // are 20 000 requests/s and 2 ms on 2 cores.
 func BenchmarkGetMetricsDistinct(b *testing.B) {
 	const n = 10000
-	q := &fakeQuerier{}
-	series := make([]fakeSeries, n)
-	reqs := make([]*pb.GetMetricsRequest, n)
-	for i := range series {
-		ns, d := fmt.Sprintf("ns-%03d", i/100), fmt.Sprintf("svc-%05d", i)
-		series[i] = fakeSeries{labels.FromStrings("policy", "fleet", "namespace", ns, "deployment", d), float64(1 + i%20), time.Now().Add(time.Hour)}
-		reqs[i] = &pb.GetMetricsRequest{ScaledObjectRef: ref(map[string]string{"policy": "fleet", "matchLabels": "namespace=" + ns + ",deployment=" + d})}
-	}
-	q.set(series...)
+	q, reqs := fleet(n)
 	ts := startServer(b, Options{Querier: q, CacheTTL: time.Hour})
 	ctx := ctxT(b)
 	if r, err := ts.client.GetMetrics(ctx, reqs[4242]); err != nil || r.MetricValues[0].MetricValueFloat != float64(1+4242%20) {
 		b.Fatal(r, err)
 	}
-	var (
-		mu   sync.Mutex
-		all  []time.Duration
-		next atomic.Int64
-	)
+	var next atomic.Int64
 	b.SetParallelism(4) // 2×4 clients on 2 cores, as many ScaledObjects polled at once
 	b.ResetTimer()
-	start, cpu0 := time.Now(), cpuTime(b)
-	b.RunParallel(func(p *testing.PB) {
-		var local []time.Duration
-		for p.Next() {
-			req := reqs[int(next.Add(1))%n]
-			t0 := time.Now()
-			if _, err := ts.client.GetMetrics(ctx, req); err != nil {
-				b.Error(err)
-				return
-			}
-			local = append(local, time.Since(t0))
-		}
-		mu.Lock()
-		all = append(all, local...)
-		mu.Unlock()
+	cpu0 := cpuTime(b)
+	res := loadtest.Parallel(b, func() error {
+		_, err := ts.client.GetMetrics(ctx, reqs[int(next.Add(1))%n])
+		return err
 	})
-	elapsed := time.Since(start)
 	b.StopTimer()
-	if len(all) == 0 {
+	if len(res.Latencies) == 0 {
 		return
 	}
-	slices.Sort(all)
-	b.ReportMetric(float64(all[len(all)*99/100].Microseconds()), "p99-µs")
-	b.ReportMetric(float64(len(all))/elapsed.Seconds(), "req/s")
-	b.ReportMetric(float64((cpuTime(b)-cpu0).Microseconds())/float64(len(all)), "cpu-µs/req")
+	b.ReportMetric(float64(res.Quantile(0.99).Microseconds()), "p99-µs")
+	b.ReportMetric(float64(len(res.Latencies))/res.Elapsed.Seconds(), "req/s")
+	b.ReportMetric(float64((cpuTime(b)-cpu0).Microseconds())/float64(len(res.Latencies)), "cpu-µs/req")
 	if c := q.calls.Load(); c != 1 {
 		b.Errorf("%d Prometheus queries, want 1", c)
 	}
@@ -187,15 +143,7 @@ func BenchmarkGetMetricsOpenLoop(b *testing.B) {
 		openLoopConns   = 4
 	)
 	rate := loadtest.Rate(b, 20000)
-	q := &fakeQuerier{}
-	series := make([]fakeSeries, n)
-	reqs := make([]*pb.GetMetricsRequest, n)
-	for i := range series {
-		ns, d := fmt.Sprintf("ns-%03d", i/100), fmt.Sprintf("svc-%05d", i)
-		series[i] = fakeSeries{labels.FromStrings("policy", "fleet", "namespace", ns, "deployment", d), float64(1 + i%20), time.Now().Add(time.Hour)}
-		reqs[i] = &pb.GetMetricsRequest{ScaledObjectRef: ref(map[string]string{"policy": "fleet", "matchLabels": "namespace=" + ns + ",deployment=" + d})}
-	}
-	q.set(series...)
+	q, reqs := fleet(n)
 	ts := startServer(b, Options{Querier: q, CacheTTL: time.Hour})
 	ctx := ctxT(b)
 	clients := []pb.ExternalScalerClient{ts.client}
@@ -228,4 +176,19 @@ func BenchmarkGetMetricsOpenLoop(b *testing.B) {
 	if c := q.calls.Load(); c != 1 {
 		b.Errorf("%d Prometheus queries, want 1", c)
 	}
+}
+
+// fleet is one fan-out policy of n series (100 deployments per namespace)
+// on a fake Prometheus, with a GetMetrics request selecting each.
+func fleet(n int) (*fakeQuerier, []*pb.GetMetricsRequest) {
+	q := &fakeQuerier{}
+	series := make([]fakeSeries, n)
+	reqs := make([]*pb.GetMetricsRequest, n)
+	for i := range series {
+		ns, d := fmt.Sprintf("ns-%03d", i/100), fmt.Sprintf("svc-%05d", i)
+		series[i] = fakeSeries{labels.FromStrings("policy", "fleet", "namespace", ns, "deployment", d), float64(1 + i%20), time.Now().Add(time.Hour)}
+		reqs[i] = &pb.GetMetricsRequest{ScaledObjectRef: ref(map[string]string{"policy": "fleet", "matchLabels": "namespace=" + ns + ",deployment=" + d})}
+	}
+	q.set(series...)
+	return q, reqs
 }

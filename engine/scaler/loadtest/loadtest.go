@@ -91,3 +91,32 @@ func (r Result) Report(b *testing.B) {
 	b.ReportMetric(float64(len(r.Latencies))/r.Elapsed.Seconds(), "req/s")
 	b.ReportMetric(r.Rate, "offered-req/s")
 }
+
+// Parallel runs call in b.RunParallel (a closed loop: each goroutine sends
+// its next call when the last one answered) and returns every call's
+// latency, sorted, with the time the loop took. It stops a goroutine at its
+// first error, reported with b.Error.
+func Parallel(b *testing.B, call func() error) Result {
+	var (
+		mu  sync.Mutex
+		all []time.Duration
+	)
+	start := time.Now()
+	b.RunParallel(func(p *testing.PB) {
+		var local []time.Duration
+		for p.Next() {
+			t0 := time.Now()
+			if err := call(); err != nil {
+				b.Error(err)
+				return
+			}
+			local = append(local, time.Since(t0))
+		}
+		mu.Lock()
+		all = append(all, local...)
+		mu.Unlock()
+	})
+	elapsed := time.Since(start)
+	slices.Sort(all)
+	return Result{Latencies: all, Elapsed: elapsed}
+}
