@@ -32,6 +32,8 @@ func Rate(tb testing.TB, def float64) float64 {
 type Result struct {
 	Rate      float64         // offered, calls per second
 	Latencies []time.Duration // from each call's due time to its answer, sorted
+	Late      []time.Duration // from each call's due time to its start, sorted
+	Service   []time.Duration // from each call's start to its answer, sorted
 	Elapsed   time.Duration
 }
 
@@ -41,6 +43,8 @@ type Result struct {
 func Run(n, workers int, rate float64, call func(w, i int) error) (Result, error) {
 	interval := time.Duration(float64(time.Second) / rate)
 	lat := make([]time.Duration, n)
+	late := make([]time.Duration, n)
+	svc := make([]time.Duration, n)
 	var (
 		next    atomic.Int64
 		wg      sync.WaitGroup
@@ -60,36 +64,51 @@ func Run(n, workers int, rate float64, call func(w, i int) error) (Result, error
 				if d := time.Until(due); d > 0 {
 					time.Sleep(d)
 				}
+				sent := time.Now()
+				late[i] = sent.Sub(due)
 				if err := call(w, i); err != nil {
 					errOnce.Do(func() { first = err })
 					failed.Store(true)
 					return
 				}
 				lat[i] = time.Since(due)
+				svc[i] = time.Since(sent)
 			}
 		})
 	}
 	wg.Wait()
 	elapsed := time.Since(start)
 	slices.Sort(lat)
-	return Result{Rate: rate, Latencies: lat, Elapsed: elapsed}, first
+	slices.Sort(late)
+	slices.Sort(svc)
+	return Result{Rate: rate, Latencies: lat, Late: late, Service: svc, Elapsed: elapsed}, first
 }
 
 // Quantile is the q-quantile of the latencies.
-func (r Result) Quantile(q float64) time.Duration {
-	if len(r.Latencies) == 0 {
+func (r Result) Quantile(q float64) time.Duration { return quantile(r.Latencies, q) }
+
+func quantile(sorted []time.Duration, q float64) time.Duration {
+	if len(sorted) == 0 {
 		return 0
 	}
-	return r.Latencies[min(len(r.Latencies)-1, int(q*float64(len(r.Latencies))))]
+	return sorted[min(len(sorted)-1, int(q*float64(len(sorted))))]
 }
 
-// Report adds p50-µs, p99-µs, max-µs, req/s and offered-req/s to b's result.
+// Report adds p50-µs, p99-µs, max-µs, req/s and offered-req/s to b's
+// result, and for a Run late-p99-µs and svc-p99-µs: the 99th percentiles of
+// how late the load generator sent a call (its own scheduling delay on a
+// busy machine, which the latency includes) and of the time from sending to
+// the answer.
 func (r Result) Report(b *testing.B) {
 	b.ReportMetric(float64(r.Quantile(0.5).Microseconds()), "p50-µs")
 	b.ReportMetric(float64(r.Quantile(0.99).Microseconds()), "p99-µs")
 	b.ReportMetric(float64(r.Quantile(1).Microseconds()), "max-µs")
 	b.ReportMetric(float64(len(r.Latencies))/r.Elapsed.Seconds(), "req/s")
 	b.ReportMetric(r.Rate, "offered-req/s")
+	if len(r.Late) > 0 {
+		b.ReportMetric(float64(quantile(r.Late, 0.99).Microseconds()), "late-p99-µs")
+		b.ReportMetric(float64(quantile(r.Service, 0.99).Microseconds()), "svc-p99-µs")
+	}
 }
 
 // Parallel runs call in b.RunParallel (a closed loop: each goroutine sends

@@ -28,6 +28,16 @@ func TestRunPacesAndTimesFromDue(t *testing.T) {
 	if p99 := r.Quantile(0.99); p99 < 5*time.Millisecond {
 		t.Errorf("p99 %s after a 20 ms stall, want the queued calls' wait counted", p99)
 	}
+	// The queued calls were late to start; only the stalled one was slow.
+	if late := quantile(r.Late, 0.99); late < 5*time.Millisecond {
+		t.Errorf("late p99 %s after a 20 ms stall with one worker, want over 5 ms", late)
+	}
+	if svc := quantile(r.Service, 1); svc < 20*time.Millisecond {
+		t.Errorf("slowest call took %s, want the 20 ms stall", svc)
+	}
+	if svc := quantile(r.Service, 0.5); svc > 5*time.Millisecond {
+		t.Errorf("median call took %s to answer, want the stall alone slow", svc)
+	}
 	if r.Quantile(0.5) > r.Quantile(0.99) || r.Quantile(0.99) > r.Quantile(1) {
 		t.Errorf("quantiles not ordered: %s %s %s", r.Quantile(0.5), r.Quantile(0.99), r.Quantile(1))
 	}
