@@ -31,9 +31,12 @@ const (
 	ObservedMetric  = "kedastral_observed_value"
 	PredictedMetric = "kedastral_predicted_value"
 	DesiredMetric   = "kedastral_desired_replicas"
-	// CapacityMetric is the policy's targetPerPod, one series per policy, so
-	// PromQL can compare demand with what the desired replicas can serve:
-	// kedastral_desired_replicas * on (policy) group_left kedastral_capacity_per_replica.
+	// CapacityMetric is the policy's targetPerPod, one series per policy
+	// (per source, with the source label, when it has several), so PromQL
+	// can compare demand with what the desired replicas can serve:
+	// kedastral_observed_value / on (policy, source) group_left
+	// kedastral_capacity_per_replica > ignoring (source) group_left
+	// kedastral_desired_replicas.
 	CapacityMetric = "kedastral_capacity_per_replica"
 	// UnderprovisionMetric counts the seconds the observed demand exceeded
 	// what the workload's ready replicas carry, per desired-replicas series.
@@ -574,13 +577,22 @@ func (e *Evaluator) Evaluate(ctx context.Context, now time.Time) *Cycle {
 	// With shards, the replica owning the policy's own key writes it,
 	// whether or not it forecasts a series of the policy.
 	if (len(c.Samples) > 0 || e.shard.Count > 1) && e.shard.Owns(e.policyKeyLabels()) {
-		// One series per policy, whatever the sources: the mixin joins it
-		// on policy alone, and a second series would break that join for
-		// every policy. A source's own targetPerPod is on the status page.
-		c.Samples = append(c.Samples, promapi.Sample{
-			Labels: e.policyLabels(CapacityMetric),
-			T:      ts, V: s.Capacity.TargetPerPod,
-		})
+		// One series per policy, or per source (with its source label and
+		// its own targetPerPod) when there are several, as the observed
+		// series: the mixin joins them on policy and source.
+		if len(s.Sources) == 1 {
+			c.Samples = append(c.Samples, promapi.Sample{
+				Labels: e.policyLabels(CapacityMetric),
+				T:      ts, V: s.Capacity.TargetPerPod,
+			})
+		} else {
+			for i, src := range s.Sources {
+				c.Samples = append(c.Samples, promapi.Sample{
+					Labels: labels.NewBuilder(e.policyLabels(CapacityMetric)).Set(SourceLabel, src.Name).Labels(),
+					T:      ts, V: s.SourceCapacity(i).TargetPerPod,
+				})
+			}
+		}
 	}
 	return c
 }

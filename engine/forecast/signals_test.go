@@ -126,20 +126,20 @@ func TestSeveralSources(t *testing.T) {
 			// a: rps 55 needs 6, queue 20 needs 4; b: rps 10 needs 1, queue 40 needs 8.
 			rps: map[string]float64{"a": 55, "b": 10}, queue: map[string]float64{"a": 20, "b": 40},
 			want: map[string]int32{"a": 6, "b": 8}, source: map[string]string{"a": "rps", "b": "queue"},
-			observed: 4, predicted: 4, cap: 1,
+			observed: 4, predicted: 4, cap: 2,
 		},
 		{
 			name: "equal needs: the first source",
 			rps:  map[string]float64{"a": 50}, queue: map[string]float64{"a": 25},
 			want: map[string]int32{"a": 5}, source: map[string]string{"a": "rps"},
-			observed: 2, predicted: 2, cap: 1,
+			observed: 2, predicted: 2, cap: 2,
 		},
 		{
 			name: "a source without the series: no count, the other's values still written",
 			rps:  map[string]float64{"a": 55, "c": 30}, queue: map[string]float64{"a": 20},
 			want: map[string]int32{"a": 6}, source: map[string]string{"a": "rps"},
 			err:      map[string]string{"c": `source "queue" has no recent series with these labels`},
-			observed: 3, predicted: 3, cap: 1,
+			observed: 3, predicted: 3, cap: 2,
 		},
 	}
 	for _, c := range cases {
@@ -182,8 +182,9 @@ func TestSeveralSources(t *testing.T) {
 			if _, ok := got[PredictedMetric][`{ahead="5m", policy="sig", quantile="0.5", source="rps", svc="a"}`]; !ok {
 				t.Errorf("rps' prediction at the model's quantile missing: %v", got[PredictedMetric])
 			}
-			// One capacity series per policy, as the mixin joins it on policy.
-			if got[CapacityMetric][`{policy="sig"}`] != 10 {
+			// One capacity series per source, each with its own
+			// targetPerPod, as the mixin joins them on policy and source.
+			if got[CapacityMetric][`{policy="sig", source="rps"}`] != 10 || got[CapacityMetric][`{policy="sig", source="queue"}`] != 5 {
 				t.Errorf("capacity per replica: %v", got[CapacityMetric])
 			}
 		})

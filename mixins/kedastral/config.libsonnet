@@ -17,6 +17,9 @@
     // from the Kubernetes API (absent for policy files). The recording rules group and join
     // by it too, so two namespaces' policies of the same name stay apart; '' to leave it out.
     policyNamespaceLabel: 'policy_namespace',
+    // The label that names the source of a policy with several (on observed and predicted
+    // values and on the capacity per replica).
+    sourceLabel: 'source',
 
     // The `ahead` values the accuracy recording rules compare against the observed value.
     // Each needs `ahead: [...]` in the policies; an `ahead` missing here has no accuracy series.
@@ -29,9 +32,8 @@
       observed: 'kedastral_observed_value',
       predicted: 'kedastral_predicted_value',
       desired: 'kedastral_desired_replicas',
-      // Proposed: the capacity one replica serves (the policy's capacity.targetPerPod),
-      // written by the forecaster next to kedastral_desired_replicas. Until it exists,
-      // the under-provisioning rules return nothing.
+      // The capacity one replica serves (the policy's capacity.targetPerPod, or each
+      // source's targetPerPod), written by the forecaster next to kedastral_desired_replicas.
       capacityPerReplica: 'kedastral_capacity_per_replica',
 
       forecasterCycles: 'kedastral_forecaster_cycles_total',

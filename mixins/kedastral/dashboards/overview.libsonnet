@@ -6,6 +6,11 @@ local vars = import 'variables.libsonnet';
     local c = $._config,
     local m = c.metrics,
     local p = c.policyLabel,
+    // Written series and recording rules name a policy by namespace (from the Kubernetes
+    // API) and name; the forecaster's and scaler's own metrics by name alone.
+    local pn = c.policyNamespaceLabel,
+    local pp = if pn == '' then p else '%s, %s' % [pn, p],
+    local lp = if pn == '' then '{{%s}}' % p else '{{%s}} {{%s}}' % [p, pn],
     // Selectors: the forecaster's and the scaler's /metrics, and the written kedastral_* series.
     local f = '%s, job=~"$job", instance=~"$instance", %s=~"$policy"' % [c.forecasterSelector, p],
     local fAll = '%s, job=~"$job", instance=~"$instance"' % c.forecasterSelector,
@@ -33,8 +38,8 @@ local vars = import 'variables.libsonnet';
           d.stat('Oldest forecast', 'The age of the oldest forecast among the selected policies.', 's', [d.target('max(%s{%s})' % [m.forecastAge, f])]),
         ],
         [
-          d.timeseries('Desired replicas', 'kedastral_desired_replicas summed per policy: the replica count the forecaster asks for now.', 'short', [
-            d.target('sum by (%s) (%s{%s})' % [p, m.desired, k], '{{%s}}' % p),
+          d.timeseries('Desired replicas', 'kedastral_desired_replicas summed per policy (and its namespace, from the Kubernetes API): the replica count the forecaster asks for now.', 'short', [
+            d.target('sum by (%s) (%s{%s})' % [pp, m.desired, k], lp),
           ]),
           d.timeseries('Forecast age', 'Seconds since the last successful cycle of each policy, as the forecaster reports it.', 's', [
             d.target('max by (%s) (%s{%s})' % [p, m.forecastAge, f], '{{%s}}' % p),
@@ -43,18 +48,18 @@ local vars = import 'variables.libsonnet';
         [d.row('Accuracy')],
         [
           d.timeseries('Relative error (1h)', 'Mean absolute error over the mean observed value in the last hour, per policy and ahead.', 'percentunit', [
-            d.target('policy_ahead:kedastral_forecast_error:relative1h{%s}' % r, '{{%s}} {{ahead}}' % p),
+            d.target('policy_ahead:kedastral_forecast_error:relative1h{%s}' % r, lp + ' {{ahead}}'),
           ], min=0),
           d.timeseries('Bias (1h)', 'Mean signed error in the last hour: above zero the forecast was too high, below too low.', 'short', [
-            d.target('policy_ahead:kedastral_forecast_error:mean_signed1h{%s}' % r, '{{%s}} {{ahead}}' % p),
+            d.target('policy_ahead:kedastral_forecast_error:mean_signed1h{%s}' % r, lp + ' {{ahead}}'),
           ]),
         ],
         [
           d.timeseries('Coverage (1h)', 'Share of the last hour the observed value stayed at or below the predicted quantile; close to the quantile when calibrated.', 'percentunit', [
-            d.target('policy_ahead:kedastral_forecast_coverage:ratio1h{%s}' % r, '{{%s}} {{ahead}}' % p),
+            d.target('policy_ahead:kedastral_forecast_coverage:ratio1h{%s}' % r, lp + ' {{ahead}}'),
           ], min=0, max=1),
           d.timeseries('Under-provisioned (1h)', 'Share of the last hour the observed value exceeded the capacity of the desired replicas (needs kedastral_capacity_per_replica).', 'percentunit', [
-            d.target('policy:kedastral_underprovisioned:ratio1h{%s}' % r, '{{%s}}' % p),
+            d.target('policy:kedastral_underprovisioned:ratio1h{%s}' % r, lp),
           ], min=0, max=1),
         ],
         [d.row('Forecaster')],

@@ -7,6 +7,7 @@ local vars = import 'variables.libsonnet';
     local m = c.metrics,
     local p = c.policyLabel,
     local pn = c.policyNamespaceLabel,
+    local pp = if pn == '' then p else '%s, %s' % [pn, p],
     // Series written for a policy carry its namespace when it came from the Kubernetes
     // API; "All" (.*) matches policy files' series too, which have none. The forecaster's
     // own metrics name such a policy namespace/name instead.
@@ -51,9 +52,9 @@ local vars = import 'variables.libsonnet';
             d.target('max by (metric) (%s{%s})' % [m.scalerDesiredReplicas, s], 'answered to KEDA {{metric}}'),
             d.target('sum by (namespace, deployment) (%s{%s})' % [m.kubeReplicasAvailable, ksm], 'available {{namespace}}/{{deployment}}'),
           ]),
-          d.timeseries('Load vs capacity', 'The observed value against the capacity of the desired replicas (desired replicas × kedastral_capacity_per_replica); above the line is under-provisioned.', 'short', [
-            d.target('sum(%s{%s})' % [m.observed, k], 'observed'),
-            d.target('sum(%s{%s} * on (%s) group_left %s{%s})' % [m.desired, k, p, m.capacityPerReplica, k], 'capacity of desired replicas'),
+          d.timeseries('Load vs capacity', 'The observed value against the capacity of the desired replicas (desired replicas × kedastral_capacity_per_replica), per source for a policy with several; above the line is under-provisioned.', 'short', [
+            d.target('sum by (%s) (%s{%s})' % [c.sourceLabel, m.observed, k], 'observed {{%s}}' % c.sourceLabel),
+            d.target('sum by (%s) (sum by (%s) (%s{%s}) * on (%s) group_right %s{%s})' % [c.sourceLabel, pp, m.desired, k, pp, m.capacityPerReplica, k], 'capacity of desired replicas {{%s}}' % c.sourceLabel),
           ]),
         ],
         [d.row('Accuracy')],

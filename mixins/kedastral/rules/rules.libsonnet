@@ -46,17 +46,20 @@ local withSel(s, extra) = if s == '' then '{%s}' % extra else '{%s, %s}' % [s, e
             expr: 'policy_series_ahead:kedastral_forecast_error:signed >= bool 0',
           },
           {
-            // 1 when the observed value exceeded what the desired replicas can serve.
+            // 1 when the observed value exceeded what the desired replicas can serve: the
+            // replicas it needs (observed over the capacity per replica of its policy, and
+            // source for a policy with several) above the desired replicas of its series.
             record: 'policy_series:kedastral_underprovisioned:bool',
             expr: |||
-              %(observed)s
-                > bool
-              (%(desired)s * on (%(p)s) group_left %(capacity)s)
+              (%(observed)s / on (%(p)s, %(source)s) group_left %(capacity)s)
+                > bool ignoring (%(source)s) group_left
+              %(desired)s
             ||| % {
               observed: m.observed + sel(c.kedastralSelector),
               desired: m.desired + sel(c.kedastralSelector),
               capacity: m.capacityPerReplica + sel(c.kedastralSelector),
               p: p,
+              source: c.sourceLabel,
             },
           },
           {
