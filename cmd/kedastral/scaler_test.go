@@ -119,7 +119,7 @@ func TestScalerRun(t *testing.T) {
 	hresp.Body.Close()
 	for _, want := range []string{
 		`kedastral_scaler_requests_total{code="OK",method="GetMetrics"} 1`,
-		`kedastral_scaler_desired_replicas{metric="kedastral-api-`,
+		`kedastral_scaler_desired_replicas{metric="kedastral-api-`, // no namespace in the request: policy_namespace=""
 		`kedastral_scaler_prometheus_queries_total{kind="forecast"} 1`,
 	} {
 		if !strings.Contains(string(body), want) {

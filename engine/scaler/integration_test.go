@@ -135,7 +135,7 @@ func TestIntegrationPrometheus(t *testing.T) {
 
 	// The age seen is the sample's, not the evaluation time.
 	oldName := mustParse(t, map[string]string{"policy": "old"}).MetricName()
-	if age := testutil.ToFloat64(ts.metrics.forecastAge.WithLabelValues("old", oldName)); age < 180 || age > 240 {
+	if age := testutil.ToFloat64(ts.metrics.forecastAge.WithLabelValues("shop", "old", oldName)); age < 180 || age > 240 {
 		t.Errorf("forecast age seen %vs, want about 180s", age)
 	}
 

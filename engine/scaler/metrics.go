@@ -32,20 +32,20 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		}, []string{"method"}),
 		desiredReplicas: f.NewGaugeVec(prometheus.GaugeOpts{
 			Namespace: "kedastral", Subsystem: "scaler", Name: "desired_replicas",
-			Help: "The replica count last answered for a trigger, by policy and metric name.",
-		}, []string{"policy", "metric"}),
+			Help: "The replica count last answered for a trigger, by policy, its namespace (the ScaledObject's unless the policyNamespace key sets it) and metric name.",
+		}, []string{"policy_namespace", "policy", "metric"}),
 		answers: f.NewCounterVec(prometheus.CounterOpts{
 			Namespace: "kedastral", Subsystem: "scaler", Name: "answers_total",
-			Help: "Replica counts answered, by policy and source (forecast, hybrid, reactive).",
-		}, []string{"policy", "source"}),
+			Help: "Replica counts answered, by policy, its namespace and source (forecast, hybrid, reactive).",
+		}, []string{"policy_namespace", "policy", "source"}),
 		staleAnswers: f.NewCounterVec(prometheus.CounterOpts{
 			Namespace: "kedastral", Subsystem: "scaler", Name: "stale_answers_total",
-			Help: "Requests that found the forecast stale or missing, by policy and outcome (reactive: answered from the reactive signal; unavailable: an error went back to KEDA).",
-		}, []string{"policy", "outcome"}),
+			Help: "Requests that found the forecast stale or missing, by policy, its namespace and outcome (reactive: answered from the reactive signal; unavailable: an error went back to KEDA).",
+		}, []string{"policy_namespace", "policy", "outcome"}),
 		forecastAge: f.NewGaugeVec(prometheus.GaugeOpts{
 			Namespace: "kedastral", Subsystem: "scaler", Name: "forecast_age_seconds",
-			Help: "Age of the newest kedastral_desired_replicas sample seen for a trigger, by policy and metric name.",
-		}, []string{"policy", "metric"}),
+			Help: "Age of the newest kedastral_desired_replicas sample seen for a trigger, by policy, its namespace and metric name.",
+		}, []string{"policy_namespace", "policy", "metric"}),
 		queries: f.NewCounterVec(prometheus.CounterOpts{
 			Namespace: "kedastral", Subsystem: "scaler", Name: "prometheus_queries_total",
 			Help: "Instant queries sent to Prometheus (after caching and coalescing), by kind (forecast, reactive).",

@@ -3,8 +3,12 @@ package scaler
 import (
 	"strings"
 	"testing"
+	"time"
 
+	"github.com/prometheus/client_golang/prometheus/testutil"
 	"github.com/prometheus/prometheus/model/labels"
+
+	pb "github.com/kedastral/kedastral/proto"
 )
 
 // TestPolicyNamespace: a policy read from the Kubernetes API writes series
@@ -51,5 +55,34 @@ func TestPolicyNamespace(t *testing.T) {
 	_, err := ParseMetadata(map[string]string{"policy": "api", "matchLabels": "policy_namespace=shop"})
 	if err == nil || !strings.Contains(err.Error(), "policyNamespace") {
 		t.Errorf("policy_namespace in matchLabels: %v, want an error pointing at policyNamespace", err)
+	}
+}
+
+// TestPolicyNamespaceMetrics: ScaledObjects of two namespaces with the same
+// trigger metadata read their own namespace's policy, and the scaler's own
+// metrics keep them apart by policy_namespace.
+func TestPolicyNamespaceMetrics(t *testing.T) {
+	q := &fakeQuerier{}
+	q.set(
+		fakeSeries{labels.FromStrings("policy", "api", "policy_namespace", "shop"), 4, time.Now()},
+		fakeSeries{labels.FromStrings("policy", "api", "policy_namespace", "blog"), 9, time.Now()},
+	)
+	ts := startServer(t, Options{Querier: q})
+	meta := map[string]string{"policy": "api"}
+	name := mustParse(t, meta).MetricName()
+	for ns, want := range map[string]float64{"shop": 4, "blog": 9} {
+		ref := &pb.ScaledObjectRef{Name: "api", Namespace: ns, ScalerMetadata: meta}
+		r, err := ts.client.GetMetrics(ctxT(t), &pb.GetMetricsRequest{ScaledObjectRef: ref, MetricName: name})
+		if err != nil || r.MetricValues[0].MetricValueFloat != want {
+			t.Fatalf("%s: %v %v, want %v", ns, r, err, want)
+		}
+	}
+	for ns, want := range map[string]float64{"shop": 4, "blog": 9} {
+		if got := testutil.ToFloat64(ts.metrics.desiredReplicas.WithLabelValues(ns, "api", name)); got != want {
+			t.Errorf("kedastral_scaler_desired_replicas{policy_namespace=%q}: %v, want %v", ns, got, want)
+		}
+		if got := testutil.ToFloat64(ts.metrics.answers.WithLabelValues(ns, "api", "forecast")); got != 1 {
+			t.Errorf("kedastral_scaler_answers_total{policy_namespace=%q}: %v, want 1", ns, got)
+		}
 	}
 }

@@ -213,10 +213,10 @@ func TestServerAnswers(t *testing.T) {
 		})
 	}
 
-	if got := testutil.ToFloat64(ts.metrics.staleAnswers.WithLabelValues("old", "reactive")); got == 0 {
+	if got := testutil.ToFloat64(ts.metrics.staleAnswers.WithLabelValues("shop", "old", "reactive")); got == 0 {
 		t.Error("no stale answer from the reactive signal counted")
 	}
-	if got := testutil.ToFloat64(ts.metrics.desiredReplicas.WithLabelValues("api", mustParse(t, map[string]string{"policy": "api", "matchLabels": "deployment=api"}).MetricName())); got != 7 {
+	if got := testutil.ToFloat64(ts.metrics.desiredReplicas.WithLabelValues("shop", "api", mustParse(t, map[string]string{"policy": "api", "matchLabels": "deployment=api"}).MetricName())); got != 7 {
 		t.Errorf("kedastral_scaler_desired_replicas %v, want 7", got)
 	}
 	if n, err := testutil.GatherAndCount(ts.reg, "kedastral_scaler_requests_total", "kedastral_scaler_request_duration_seconds"); err != nil || n == 0 {

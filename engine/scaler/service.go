@@ -219,13 +219,13 @@ func (s *Server) answer(ctx context.Context, t *trigger) (decision, error) {
 	}
 	d, err := decide(m, f, reactive)
 	if err != nil {
-		s.metrics.staleAnswers.WithLabelValues(m.Policy, "unavailable").Inc()
+		s.metrics.staleAnswers.WithLabelValues(m.PolicyNamespace, m.Policy, "unavailable").Inc()
 		return decision{}, err
 	}
 	if d.Stale {
-		s.metrics.staleAnswers.WithLabelValues(m.Policy, "reactive").Inc()
+		s.metrics.staleAnswers.WithLabelValues(m.PolicyNamespace, m.Policy, "reactive").Inc()
 	}
-	s.metrics.answers.WithLabelValues(m.Policy, string(d.Source)).Inc()
+	s.metrics.answers.WithLabelValues(m.PolicyNamespace, m.Policy, string(d.Source)).Inc()
 	t.desired.Set(d.Replicas)
 	return d, nil
 }

@@ -89,8 +89,8 @@ func (s *Server) trigger(meta map[string]string, ns string) (*trigger, error) {
 	}
 	name := m.MetricName()
 	t = &trigger{meta: own, ns: ns, m: m, name: name,
-		age:     s.metrics.forecastAge.WithLabelValues(m.Policy, name),
-		desired: s.metrics.desiredReplicas.WithLabelValues(m.Policy, name)}
+		age:     s.metrics.forecastAge.WithLabelValues(m.PolicyNamespace, m.Policy, name),
+		desired: s.metrics.desiredReplicas.WithLabelValues(m.PolicyNamespace, m.Policy, name)}
 	c.mu.Lock()
 	if len(c.m) >= triggerCacheMax {
 		clear(c.m)

@@ -6,8 +6,9 @@ local vars = import 'variables.libsonnet';
     local c = $._config,
     local m = c.metrics,
     local p = c.policyLabel,
-    // Written series and recording rules name a policy by namespace (from the Kubernetes
-    // API) and name; the forecaster's and scaler's own metrics by name alone.
+    // Written series, recording rules and the scaler's metrics name a policy by namespace
+    // (from the Kubernetes API; the scaler's: the ScaledObject's) and name; the
+    // forecaster's own metrics by namespace/name.
     local pn = c.policyNamespaceLabel,
     local pp = if pn == '' then p else '%s, %s' % [pn, p],
     local lp = if pn == '' then '{{%s}}' % p else '{{%s}} {{%s}}' % [p, pn],
@@ -90,7 +91,7 @@ local vars = import 'variables.libsonnet';
             d.target('histogram_quantile(0.99, sum by (method, le) (rate(%s_bucket{%s}[$__rate_interval])))' % [m.scalerRequestDuration, s], '{{method}}'),
           ]),
           d.timeseries('Stale answers', 'Requests that found the forecast stale or missing, by policy and outcome (reactive answer or error to KEDA).', 'reqps', [
-            d.target('sum by (%s, outcome) (rate(%s{%s, %s}[$__rate_interval]))' % [p, m.scalerStaleAnswers, s, r], '{{%s}} {{outcome}}' % p),
+            d.target('sum by (%s, outcome) (rate(%s{%s, %s}[$__rate_interval]))' % [pp, m.scalerStaleAnswers, s, r], lp + ' {{outcome}}'),
           ]),
         ],
       ]),

@@ -14,7 +14,7 @@ local vars = import 'variables.libsonnet';
     local ns = if pn == '' then [] else ['%s=~"$policy_namespace"' % pn],
     local fp = if pn == '' then '%s="$policy"' % p else '%s=~"(${policy_namespace}/)?${policy}"' % p,
     local f = '%s, job=~"$job", instance=~"$instance", %s' % [c.forecasterSelector, fp],
-    local s = '%s, job=~"$job", instance=~"$instance", %s="$policy"' % [c.scalerSelector, p],
+    local s = std.join(', ', ['%s, job=~"$job", instance=~"$instance", %s="$policy"' % [c.scalerSelector, p]] + ns),
     local k = std.join(', ', std.filter(function(x) x != '', [c.kedastralSelector, '%s="$policy"' % p] + ns)),
     local r = std.join(', ', ['%s="$policy"' % p] + ns),
     local ksm = '%s, deployment="$deployment"' % c.kubeStateMetricsSelector,
