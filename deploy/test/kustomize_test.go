@@ -23,6 +23,19 @@ func kustomizeFiles(t *testing.T) map[string][]byte {
 	t.Helper()
 	objs := splitYAML(t, render(t, chartCase{name: "kustomize"},
 		"--set", "serviceMonitor.enabled=true,prometheusRule.enabled=true,dashboards.enabled=true"))
+	// The kubernetes-source component's RBAC: what the chart adds for it.
+	for _, o := range splitYAML(t, render(t, chartCase{name: "kustomize"}, "--set", "kubernetesSource.enabled=true")) {
+		switch o.kind() {
+		case "ClusterRole", "ClusterRoleBinding", "Role", "RoleBinding":
+			// The service account's namespace is the overlay's: kustomize
+			// sets it on subjects without one.
+			subjects, _ := o["subjects"].([]any)
+			for _, s := range subjects {
+				delete(s.(map[string]any), "namespace")
+			}
+			objs = append(objs, o)
+		}
+	}
 	files := map[string][]object{}
 	for _, o := range objs {
 		md := o["metadata"].(map[string]any)
@@ -45,6 +58,8 @@ func kustomizeFiles(t *testing.T) map[string][]byte {
 			continue // ../../crds and the configMapGenerator
 		case o.kind() == "ServiceAccount":
 			file = "base/serviceaccount.yaml"
+		case strings.Contains(o.kind(), "Role"):
+			file = "components/kubernetes-source/rbac.yaml"
 		case strings.HasSuffix(o.name(), "-forecaster") && o.kind() != "ServiceMonitor":
 			file = "base/forecaster.yaml"
 		case strings.HasSuffix(o.name(), "-scaler") && o.kind() != "ServiceMonitor":
@@ -107,11 +122,12 @@ func kustomizeBuild(t *testing.T, dir string) []byte {
 	return y
 }
 
-// TestKustomize builds the base and the example overlay, validates the output
-// with kubeconform and loads the overlay's policy file with
-// `kedastral check config`.
+// TestKustomize builds the base and the example overlays, validates the
+// output with kubeconform and loads the example overlay's policy file with
+// `kedastral check config`; the kubernetes overlay's forecaster reads policies
+// from the cluster with the chart's RBAC bound to its service account.
 func TestKustomize(t *testing.T) {
-	for _, dir := range []string{"base", "overlays/example"} {
+	for _, dir := range []string{"base", "overlays/example", "overlays/kubernetes"} {
 		t.Run(dir, func(t *testing.T) {
 			out := kustomizeBuild(t, filepath.Join(kustomize, dir))
 			kubeconform(t, out, "-")
@@ -151,6 +167,10 @@ func TestKustomize(t *testing.T) {
 			if dir == "base" {
 				return
 			}
+			if dir == "overlays/kubernetes" {
+				checkKubernetesSource(t, objs)
+				return
+			}
 			for _, o := range objs {
 				md := o["metadata"].(map[string]any)
 				if o.kind() != "CustomResourceDefinition" && o.kind() != "Namespace" && md["namespace"] != "kedastral" {
@@ -181,5 +201,53 @@ func TestKustomize(t *testing.T) {
 				t.Error("overlay's forecaster has no --remote-write.url")
 			}
 		})
+	}
+}
+
+// checkKubernetesSource: the forecaster of a build with the kubernetes-source
+// component reads the cluster (no policy file), elects a leader, has a token,
+// and the chart's roles are bound to its service account in the overlay's
+// namespace.
+func checkKubernetesSource(t *testing.T, objs []object) {
+	t.Helper()
+	var fc object
+	for _, d := range find(objs, "Deployment") {
+		if d.name() == "kedastral-forecaster" {
+			fc = d
+		}
+	}
+	args := containerArgs(fc)
+	for _, want := range []string{"--policies.source=kubernetes", "--leader-election.enabled"} {
+		if !slices.Contains(args, want) {
+			t.Errorf("forecaster args %q lack %s", args, want)
+		}
+	}
+	if slices.ContainsFunc(args, func(a string) bool { return strings.HasPrefix(a, "--config.file") }) {
+		t.Errorf("forecaster args %q still name a policy file", args)
+	}
+	if v := fc.path("spec", "template", "spec", "automountServiceAccountToken"); v != true {
+		t.Errorf("automountServiceAccountToken %v, want true", v)
+	}
+	bound := map[string]bool{}
+	for _, kind := range []string{"ClusterRoleBinding", "RoleBinding"} {
+		for _, b := range find(objs, kind) {
+			for _, s := range b["subjects"].([]any) {
+				sub := s.(map[string]any)
+				if sub["kind"] != "ServiceAccount" || sub["name"] != fc.path("spec", "template", "spec", "serviceAccountName") || sub["namespace"] != "kedastral" {
+					t.Errorf("%s %s binds %v, want the forecaster's service account in kedastral", kind, b.name(), sub)
+				}
+			}
+			bound[b.path("roleRef", "kind").(string)+"/"+b.path("roleRef", "name").(string)] = true
+		}
+	}
+	for _, kind := range []string{"ClusterRole", "Role"} {
+		for _, r := range find(objs, kind) {
+			if !bound[kind+"/"+r.name()] {
+				t.Errorf("%s %s is bound to nothing", kind, r.name())
+			}
+		}
+	}
+	if len(find(objs, "ClusterRole")) != 1 || len(find(objs, "Role")) != 1 {
+		t.Errorf("%d ClusterRoles and %d Roles, want the policies' and the Lease's", len(find(objs, "ClusterRole")), len(find(objs, "Role")))
 	}
 }
