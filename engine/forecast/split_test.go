@@ -316,18 +316,27 @@ func TestEvaluatorFetchSplitFallsBack(t *testing.T) {
 			e.SetLogger(log.NewLogfmtLogger(&buf))
 			e.maxFetchSeries = 12
 			e.maxFetchPoints = 50 * 60
+			nsrc := len(e.policy.Spec.Sources)
 			for range 2 {
 				e.fetchedUntil = time.Time{} // a first fetch again
+				first := len(q.calls)
 				if _, err := e.Fetch(t.Context(), now); err != nil {
 					t.Fatal(err)
 				}
-			}
-			for i, qs := range q.queries {
-				if !slices.Contains(strings.Split(tc.sources, "'"), qs) {
-					t.Errorf("query %d split: %s", i, qs)
+				for i := first; i < len(q.calls); i++ {
+					if !slices.Contains(strings.Split(tc.sources, "'"), q.queries[i]) {
+						t.Errorf("query %d split: %s", i, q.queries[i])
+					}
+					steps := int(q.calls[i][1].Sub(q.calls[i][0])/time.Minute) + 1
+					if i >= first+nsrc && steps > 60 {
+						t.Errorf("query %d: %d steps, want at most 60 (50 series, 3000 points)", i, steps)
+					}
+					if i >= first+nsrc && !q.calls[i][0].Equal(q.calls[i-nsrc][1].Add(time.Minute)) {
+						t.Errorf("query %d starts at %v, want the minute after %v", i, q.calls[i][0], q.calls[i-nsrc][1])
+					}
 				}
-				if steps := int(q.calls[i][1].Sub(q.calls[i][0])/time.Minute) + 1; i >= len(q.queries)/2-2 && i < len(q.queries)/2 && steps > 60 {
-					t.Errorf("query %d: %d steps, want at most 60 (50 series, 3000 points)", i, steps)
+				if last := q.calls[len(q.calls)-1][1]; !last.Equal(now.Truncate(time.Minute)) {
+					t.Errorf("last chunk ends at %v", last)
 				}
 			}
 			if n := strings.Count(buf.String(), "not by series"); n != 1 {
