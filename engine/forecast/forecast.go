@@ -324,9 +324,10 @@ func alignDown(t time.Time, d time.Duration) time.Time {
 // fetchMaxSeries series, the rest is read in groups of about fetchMaxSeries
 // series: every selector of every source's query gets a matcher on one label
 // that all the series carry and that every query passes through unchanged
-// (label=~"v1|v2|...", the known values in sorted order; the last group
-// label!~"..." of all the other groups' values, so that it also reads series
-// that start after the first chunk). Each group reads the rest of the fetch
+// (label=~"v1|v2|...", at most maxGroupValues values in sorted order: those
+// of the first chunk and of the series live at its end, read with one step,
+// so that series that start after the first chunk are read too). Each group
+// reads the rest of the fetch
 // once, in chunks of at most fetchMaxPoints points a query. The histories are
 // those an unsplit fetch reads. When no label qualifies (sum(x), a
 // label_replace onto the label, sources that differ), the rest is read in
@@ -433,7 +434,24 @@ func (e *Evaluator) Fetch(ctx context.Context, now time.Time) (int, error) {
 		return 0, err
 	}
 	if rest := to.Add(step); !rest.After(end) {
-		groups, why := splitBySeries(s.Sources, results, cmp.Or(e.maxFetchSeries, fetchMaxSeries))
+		maxSeries := cmp.Or(e.maxFetchSeries, fetchMaxSeries)
+		groups, why := splitBySeries(s.Sources, results, maxSeries)
+		if groups != nil {
+			// The series live now, too: those that started after the
+			// first chunk need a group (one step, cheap to evaluate).
+			known := make([][]promapi.Series, len(results))
+			for i, q := range queries {
+				now, err := e.querier.QueryRange(ctx, q, end, end, step)
+				if err != nil {
+					if len(s.Sources) > 1 {
+						return 0, fmt.Errorf("source %q: %w", s.Sources[i].Name, err)
+					}
+					return 0, err
+				}
+				known[i] = unionSeries(results[i], now)
+			}
+			groups, why = splitBySeries(s.Sources, known, maxSeries)
+		}
 		switch {
 		case groups != nil:
 			level.Debug(e.logger).Log("msg", "reading the first fetch by series", "label", groups[0].label, "groups", len(groups))
@@ -479,6 +497,30 @@ func (e *Evaluator) Fetch(ctx context.Context, now time.Time) (int, error) {
 		e.ready, e.readyErr = e.querier.QueryRange(ctx, s.ReadyReplicasQuery, now, now, step)
 	}
 	return points, nil
+}
+
+// largest is the most series of any of results.
+func largest(results [][]promapi.Series) int {
+	n := 0
+	for _, res := range results {
+		n = max(n, len(res))
+	}
+	return n
+}
+
+// unionSeries is the series of a and those of b with labels a lacks.
+func unionSeries(a, b []promapi.Series) []promapi.Series {
+	seen := make(map[uint64]bool, len(a))
+	for _, s := range a {
+		seen[s.Labels.Hash()] = true
+	}
+	out := a[:len(a):len(a)]
+	for _, s := range b {
+		if !seen[s.Labels.Hash()] {
+			out = append(out, s)
+		}
+	}
+	return out
 }
 
 // checkJoin fails when two sources return series with different label names:

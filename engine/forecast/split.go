@@ -187,6 +187,11 @@ func withMatcher(query string, m *labels.Matcher) (string, error) {
 	return expr.String(), nil
 }
 
+// maxGroupValues bounds the label values of one group: Prometheus looks an
+// alternation of up to 256 literal values up in a set, and matches a longer
+// one against every value of the label with a regular expression.
+const maxGroupValues = 256
+
 // seriesGroup is a part of the series of every source of a policy: the
 // queries restricted to some values of a label, and how many series of the
 // first chunk (of the largest source) it holds.
@@ -204,16 +209,13 @@ type seriesGroup struct {
 // every query passes unchanged from its selectors to its output (see
 // splittable); of those, the one with the most values.
 //
-// Every group but the last selects its values (label=~"v1|v2|..."); the last
-// selects every other value (label!~"..."): its own and those that no series
-// of the first chunk had, so that a series that starts after the first chunk
-// is read too.
+// Each group selects its values (label=~"v1|v2|...", at most
+// maxGroupValues of them). results should hold the series live at the end of
+// the fetch as well as those of the first chunk, so that a series that starts
+// after the first chunk is read too (one that starts and ends in between is
+// not: it cannot be forecast).
 func splitBySeries(sources []policy.Source, results [][]promapi.Series, maxSeries int) ([]seriesGroup, string) {
-	largest := 0
-	for _, res := range results {
-		largest = max(largest, len(res))
-	}
-	if largest <= maxSeries {
+	if largest(results) <= maxSeries {
 		return nil, ""
 	}
 	exprs := make([]parser.Expr, len(sources))
@@ -283,7 +285,7 @@ func splitBySeries(sources []policy.Source, results [][]promapi.Series, maxSerie
 	var parts [][]string
 	var sizes []int
 	for _, v := range vals {
-		if k := len(parts) - 1; k >= 0 && sizes[k]+count[v] <= maxSeries {
+		if k := len(parts) - 1; k >= 0 && sizes[k]+count[v] <= maxSeries && len(parts[k]) < maxGroupValues {
 			parts[k] = append(parts[k], v)
 			sizes[k] += count[v]
 			continue
@@ -297,13 +299,6 @@ func splitBySeries(sources []policy.Source, results [][]promapi.Series, maxSerie
 	groups := make([]seriesGroup, len(parts))
 	for k, part := range parts {
 		m := labels.MustNewMatcher(labels.MatchRegexp, label, alternation(part))
-		if k == len(parts)-1 {
-			var before []string
-			for _, p := range parts[:k] {
-				before = append(before, p...)
-			}
-			m = labels.MustNewMatcher(labels.MatchNotRegexp, label, alternation(before))
-		}
 		groups[k].label, groups[k].series = label, sizes[k]
 		for _, src := range sources {
 			q, err := withMatcher(src.Query, m)

@@ -177,7 +177,8 @@ func queryMatchers(t *testing.T, q string) []*labels.Matcher {
 // shows more than maxFetchSeries series and the query passes a label through,
 // the rest of the lookback is read in groups of series by that label, each
 // group over the whole rest once, and the histories are those of a fetch in
-// chunks of time only; series that start later are read by the last group.
+// chunks of time only; series that start after the first chunk are found by
+// a one-step read at the end and read with their group.
 func TestEvaluatorFetchSplitsBySeries(t *testing.T) {
 	now := time.Date(2026, 3, 2, 12, 0, 30, 0, time.UTC)
 	for _, tc := range []struct {
@@ -238,9 +239,15 @@ func TestEvaluatorFetchSplitsBySeries(t *testing.T) {
 				from, to time.Time
 				series   int
 			}
+			// Then the series live at the end: one step, unsplit.
+			for i := nsrc; i < 2*nsrc; i++ {
+				if q.queries[i] != p.Spec.Sources[i-nsrc].Query || !q.calls[i][0].Equal(end) || !q.calls[i][1].Equal(end) {
+					t.Errorf("query %d: %s over %v, want the source's query at the end only", i, q.queries[i], q.calls[i])
+				}
+			}
 			reads := map[string][]span{}
 			var order []string
-			for i := nsrc; i < len(q.queries); i++ {
+			for i := 2 * nsrc; i < len(q.queries); i++ {
 				qs := q.queries[i]
 				if len(queryMatchers(t, qs)) == 0 {
 					t.Errorf("query %d not split: %s", i, qs)
@@ -264,12 +271,10 @@ func TestEvaluatorFetchSplitsBySeries(t *testing.T) {
 					if !s.from.Equal(next) {
 						t.Errorf("%s: chunk from %v, want %v", qs, s.from, next)
 					}
-					// 12 series known from the first chunk: 100 steps; the
-					// last group has new series, and shortens its chunks
-					// once it sees them.
+					// Chunks sized for the group's series: 100 steps for 12.
 					steps := int(s.to.Sub(s.from)/time.Minute) + 1
-					if !strings.Contains(qs, "!~") && steps > 100 {
-						t.Errorf("%s: chunk of %d steps, want at most 100", qs, steps)
+					if steps*s.series > e.maxFetchPoints {
+						t.Errorf("%s: chunk of %d steps and %d series, want at most %d points", qs, steps, s.series, e.maxFetchPoints)
 					}
 					if k > 0 && steps*sp[k-1].series > e.maxFetchPoints {
 						t.Errorf("%s: chunk of %d steps after one of %d series", qs, steps, sp[k-1].series)
@@ -364,5 +369,32 @@ func TestEvaluatorFetchSmallNotSplit(t *testing.T) {
 	}
 	if buf.Len() > 0 {
 		t.Errorf("logged %s", buf.String())
+	}
+}
+
+// TestSplitBySeriesCapsValues: a group holds at most maxGroupValues label
+// values, the alternation Prometheus still looks up in a set, even when its
+// series would allow more.
+func TestSplitBySeriesCapsValues(t *testing.T) {
+	var res []promapi.Series
+	for i := range 600 {
+		res = append(res, promapi.Series{Labels: labels.FromStrings("svc", fmt.Sprintf("s%03d", i))})
+	}
+	src := []policy.Source{{Name: "rps", Query: `sum by (svc) (rate(x[1m]))`}}
+	groups, why := splitBySeries(src, [][]promapi.Series{res}, 500)
+	if len(groups) != 3 || why != "" {
+		t.Fatalf("%d groups (%s), want 3", len(groups), why)
+	}
+	total := 0
+	for _, g := range groups {
+		m := queryMatchers(t, g.queries[0])
+		n := strings.Count(m[0].Value, "|") + 1
+		if n > maxGroupValues || n != g.series {
+			t.Errorf("group of %d values and %d series, want at most %d", n, g.series, maxGroupValues)
+		}
+		total += n
+	}
+	if total != 600 {
+		t.Errorf("groups hold %d values, want 600", total)
 	}
 }
