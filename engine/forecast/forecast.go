@@ -18,6 +18,8 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/go-kit/log"
+	"github.com/go-kit/log/level"
 	"github.com/prometheus/prometheus/model/labels"
 
 	"github.com/kedastral/kedastral/engine/capacity"
@@ -79,8 +81,9 @@ const fetchChunkSteps = 360
 
 // fetchMaxPoints bounds the points one range query of a fetch returns: once
 // the first chunk shows how many series a query has, a query with thousands
-// of them is read in shorter chunks (10 000 series: 100 steps), so that no
-// response is too large for the server or this process.
+// of them is read in shorter chunks (10 000 series: 100 steps; a group of
+// fetchMaxSeries series: fetchChunkSteps), so that no response is too large
+// for the server or this process.
 const fetchMaxPoints = 1_000_000
 
 // DefaultFullResolution is how much of a series' newest history is kept at
@@ -191,8 +194,14 @@ type Evaluator struct {
 	// warmBudget bounds the time a cycle spends on series whose model has
 	// not forecast yet (zero: no bound); see SetWarmupBudget.
 	warmBudget time.Duration
-	// maxFetchPoints is fetchMaxPoints; tests make it smaller.
+	// maxFetchPoints and maxFetchSeries are fetchMaxPoints and
+	// fetchMaxSeries; tests make them smaller.
 	maxFetchPoints int
+	maxFetchSeries int
+	logger         log.Logger
+	// splitLogged is set once Fetch has logged why it could not read a
+	// first fetch by series.
+	splitLogged bool
 	// scratch holds one buffer per evaluation worker for the history at
 	// the full step that the models read.
 	scratch [][]float64
@@ -210,7 +219,8 @@ func NewEvaluator(p *policy.ForecastPolicy, q Querier) *Evaluator {
 	// skipped validation, and the evaluator then applies no event.
 	events, _ := policy.CompileEvents(p.Spec.Events)
 	return &Evaluator{policy: p, querier: q, series: map[uint64]*seriesState{}, groups: map[uint64]*groupState{},
-		events: events, parallelism: runtime.GOMAXPROCS(0), fullRes: DefaultFullResolution, maxFetchPoints: fetchMaxPoints}
+		events: events, parallelism: runtime.GOMAXPROCS(0), fullRes: DefaultFullResolution, maxFetchPoints: fetchMaxPoints,
+		maxFetchSeries: fetchMaxSeries, logger: log.NewNopLogger()}
 }
 
 // AccountUnderprovision makes Fetch read the policy's readyReplicasQuery and
@@ -219,6 +229,9 @@ func NewEvaluator(p *policy.ForecastPolicy, q Querier) *Evaluator {
 func (e *Evaluator) AccountUnderprovision() {
 	e.account = e.policy.Spec.ReadyReplicasQuery != ""
 }
+
+// SetLogger sets the logger of the evaluator (none by default).
+func (e *Evaluator) SetLogger(l log.Logger) { e.logger = l }
 
 // SetShard makes the evaluator forecast only the series that shard owns.
 // Call it before the first Fetch.
@@ -308,6 +321,21 @@ func alignDown(t time.Time, d time.Duration) time.Time {
 // first time or after a long gap) of every source into the per-series state.
 // Sources whose series carry different label names cannot be joined: Fetch
 // then fails and keeps the state.
+//
+// A fetch longer than fetchChunkSteps is read in chunks. The first chunk
+// runs the sources' queries as they are; if one of them returns more than
+// fetchMaxSeries series, the rest is read in groups of about fetchMaxSeries
+// series: every selector of every source's query gets a matcher on one label
+// that all the series carry and that every query passes through unchanged
+// (label=~"v1|v2|...", at most maxGroupValues values in sorted order: those
+// of the first chunk and of the series live at its end, read with one step,
+// so that series that start after the first chunk are read too). Each group
+// reads the rest of the fetch
+// once, in chunks of at most fetchMaxPoints points a query. The histories are
+// those an unsplit fetch reads. When no label qualifies (sum(x), a
+// label_replace onto the label, sources that differ), the rest is read in
+// chunks of time only, with at most fetchMaxPoints points a query, and the
+// first such fetch logs why at info level.
 func (e *Evaluator) Fetch(ctx context.Context, now time.Time) (int, error) {
 	s := &e.policy.Spec
 	step := time.Duration(s.Step)
@@ -326,37 +354,7 @@ func (e *Evaluator) Fetch(ctx context.Context, now time.Time) (int, error) {
 	points := 0
 	seen := map[uint64]bool{}
 	keepFine, keepWide, factor := e.compaction()
-	// The first fetch of a long lookback is read a chunk of time at a time,
-	// so that the points of thousands of series are never all in memory at
-	// once and each query stays small for the server: fetchChunkSteps, and
-	// after the first chunk at most maxFetchPoints points a query.
-	chunkSteps := fetchChunkSteps
-	for from := start; !from.After(end); {
-		to := from.Add(time.Duration(chunkSteps-1) * step)
-		if to.After(end) {
-			to = end
-		}
-		results := make([][]promapi.Series, len(s.Sources))
-		for i, src := range s.Sources {
-			res, err := e.querier.QueryRange(ctx, src.Query, from, to, step)
-			if err != nil {
-				if len(s.Sources) > 1 {
-					return 0, fmt.Errorf("source %q: %w", src.Name, err)
-				}
-				return 0, err
-			}
-			results[i] = res
-		}
-		if err := checkJoin(s.Sources, results); err != nil {
-			return 0, err
-		}
-		maxPoints := cmp.Or(e.maxFetchPoints, fetchMaxPoints)
-		for _, res := range results {
-			if len(res) > 0 {
-				chunkSteps = max(1, min(chunkSteps, maxPoints/len(res)))
-			}
-		}
-		from = to.Add(step)
+	ingest := func(results [][]promapi.Series) {
 		for i, res := range results {
 			for _, r := range res {
 				join := outputLabels(r.Labels, e.policy.Metadata.Name, e.namespace)
@@ -384,6 +382,107 @@ func (e *Evaluator) Fetch(ctx context.Context, now time.Time) (int, error) {
 			}
 		}
 	}
+	// read runs the queries (one per source) over [from, to] and ingests
+	// their results.
+	read := func(queries []string, from, to time.Time) ([][]promapi.Series, error) {
+		results := make([][]promapi.Series, len(s.Sources))
+		for i, q := range queries {
+			res, err := e.querier.QueryRange(ctx, q, from, to, step)
+			if err != nil {
+				if len(s.Sources) > 1 {
+					return nil, fmt.Errorf("source %q: %w", s.Sources[i].Name, err)
+				}
+				return nil, err
+			}
+			results[i] = res
+		}
+		if err := checkJoin(s.Sources, results); err != nil {
+			return nil, err
+		}
+		ingest(results)
+		return results, nil
+	}
+	// chunkFor is the steps of a chunk whose queries return results: at
+	// most maxFetchPoints points a query.
+	maxPoints := cmp.Or(e.maxFetchPoints, fetchMaxPoints)
+	chunkFor := func(steps int, results [][]promapi.Series) int {
+		for _, res := range results {
+			if len(res) > 0 {
+				steps = max(1, min(steps, maxPoints/len(res)))
+			}
+		}
+		return steps
+	}
+	chunkEnd := func(from time.Time, steps int) time.Time {
+		if to := from.Add(time.Duration(steps-1) * step); to.Before(end) {
+			return to
+		}
+		return end
+	}
+
+	// The first fetch of a long lookback is read a chunk of time at a time,
+	// so that the points of thousands of series are never all in memory at
+	// once and each query stays small for the server: fetchChunkSteps, and
+	// after the first chunk at most maxFetchPoints points a query. When the
+	// first chunk shows more than fetchMaxSeries series, the rest is read in
+	// groups of series too (see splitBySeries), so that no query evaluates
+	// many more than fetchMaxSeries series; otherwise in chunks of time only.
+	queries := make([]string, len(s.Sources))
+	for i, src := range s.Sources {
+		queries[i] = src.Query
+	}
+	to := chunkEnd(start, fetchChunkSteps)
+	results, err := read(queries, start, to)
+	if err != nil {
+		return 0, err
+	}
+	if rest := to.Add(step); !rest.After(end) {
+		maxSeries := cmp.Or(e.maxFetchSeries, fetchMaxSeries)
+		groups, why := splitBySeries(s.Sources, results, maxSeries)
+		if groups != nil {
+			// The series live now, too: those that started after the
+			// first chunk need a group (one step, cheap to evaluate).
+			known := make([][]promapi.Series, len(results))
+			for i, q := range queries {
+				now, err := e.querier.QueryRange(ctx, q, end, end, step)
+				if err != nil {
+					if len(s.Sources) > 1 {
+						return 0, fmt.Errorf("source %q: %w", s.Sources[i].Name, err)
+					}
+					return 0, err
+				}
+				known[i] = unionSeries(results[i], now)
+			}
+			groups, why = splitBySeries(s.Sources, known, maxSeries)
+		}
+		switch {
+		case groups != nil:
+			level.Debug(e.logger).Log("msg", "reading the first fetch by series", "label", groups[0].label, "groups", len(groups))
+		case why != "" && !e.splitLogged:
+			e.splitLogged = true
+			level.Info(e.logger).Log("msg", "reading the first fetch in chunks of time only, not by series", "reason", why)
+		}
+		if groups == nil {
+			groups = []seriesGroup{{queries: queries}}
+		}
+		for _, g := range groups {
+			steps := fetchChunkSteps
+			if g.series > 0 {
+				steps = max(1, min(steps, maxPoints/g.series))
+			} else {
+				steps = chunkFor(steps, results)
+			}
+			for from := rest; !from.After(end); {
+				to := chunkEnd(from, steps)
+				res, err := read(g.queries, from, to)
+				if err != nil {
+					return 0, err
+				}
+				steps = chunkFor(steps, res)
+				from = to.Add(step)
+			}
+		}
+	}
 	for h, st := range e.series {
 		st.hist.trimBefore(windowStart)
 		if !seen[h] {
@@ -401,6 +500,30 @@ func (e *Evaluator) Fetch(ctx context.Context, now time.Time) (int, error) {
 		e.ready, e.readyErr = e.querier.QueryRange(ctx, s.ReadyReplicasQuery, now, now, step)
 	}
 	return points, nil
+}
+
+// largest is the most series of any of results.
+func largest(results [][]promapi.Series) int {
+	n := 0
+	for _, res := range results {
+		n = max(n, len(res))
+	}
+	return n
+}
+
+// unionSeries is the series of a and those of b with labels a lacks.
+func unionSeries(a, b []promapi.Series) []promapi.Series {
+	seen := make(map[uint64]bool, len(a))
+	for _, s := range a {
+		seen[s.Labels.Hash()] = true
+	}
+	out := a[:len(a):len(a)]
+	for _, s := range b {
+		if !seen[s.Labels.Hash()] {
+			out = append(out, s)
+		}
+	}
+	return out
 }
 
 // checkJoin fails when two sources return series with different label names:

@@ -12,6 +12,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/prometheus/model/labels"
+	"github.com/prometheus/prometheus/promql/parser"
 	"go.uber.org/goleak"
 
 	"github.com/kedastral/kedastral/engine/model"
@@ -32,22 +33,46 @@ func TestMain(m *testing.M) {
 // recorded is a Querier over in-memory series: a recorded history, as the
 // backtest replays one, answering like query_range (points in [start, end]
 // on the step grid). It counts calls and can be made to fail.
+//
+// It evaluates the regular-expression matchers of the query's selectors
+// (those a series split adds) on the series' labels, and records each query
+// and the number of series it returned.
 type recorded struct {
-	mu     sync.Mutex
-	series []promapi.Series
-	calls  []([2]time.Time)
-	fail   error
+	mu      sync.Mutex
+	series  []promapi.Series
+	calls   []([2]time.Time)
+	queries []string
+	counts  []int
+	fail    error
 }
 
-func (r *recorded) QueryRange(_ context.Context, _ string, start, end time.Time, step time.Duration) ([]promapi.Series, error) {
+func (r *recorded) QueryRange(_ context.Context, query string, start, end time.Time, step time.Duration) ([]promapi.Series, error) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	r.calls = append(r.calls, [2]time.Time{start, end})
+	r.queries = append(r.queries, query)
+	r.counts = append(r.counts, 0)
 	if r.fail != nil {
 		return nil, r.fail
 	}
+	var matchers []*labels.Matcher
+	if expr, err := parser.NewParser(parser.Options{}).ParseExpr(query); err == nil {
+		parser.Inspect(expr, func(n parser.Node, _ []parser.Node) error {
+			if vs, ok := n.(*parser.VectorSelector); ok {
+				for _, m := range vs.LabelMatchers {
+					if m.Type == labels.MatchRegexp || m.Type == labels.MatchNotRegexp {
+						matchers = append(matchers, m)
+					}
+				}
+			}
+			return nil
+		})
+	}
 	var out []promapi.Series
 	for _, s := range r.series {
+		if !matchAll(matchers, s.Labels) {
+			continue
+		}
 		o := promapi.Series{Labels: s.Labels}
 		for _, p := range s.Points {
 			t := time.UnixMilli(p.T)
@@ -59,7 +84,17 @@ func (r *recorded) QueryRange(_ context.Context, _ string, start, end time.Time,
 			out = append(out, o)
 		}
 	}
+	r.counts[len(r.counts)-1] = len(out)
 	return out, nil
+}
+
+func matchAll(ms []*labels.Matcher, l labels.Labels) bool {
+	for _, m := range ms {
+		if !m.Matches(l.Get(m.Name)) {
+			return false
+		}
+	}
+	return true
 }
 
 // flat returns a series of value v every minute over [from, to].

@@ -399,6 +399,7 @@ func (m *Manager) newRunner(p *policy.ForecastPolicy, ds *policy.DataSource, q Q
 		r.eval.SetPolicyNamespace(p.Metadata.Namespace)
 	}
 	r.eval.AccountUnderprovision()
+	r.eval.SetLogger(r.logger)
 	r.eval.SetShard(m.opts.Shard)
 	// After a start, fit new series' models for at most half an interval
 	// a cycle, so that the forecasts of the others are written meanwhile.
