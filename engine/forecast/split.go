@@ -19,8 +19,7 @@ import (
 // values of one label (see splitBySeries). A chunk of time bounds the
 // points of a response but not the work of the server, which evaluates every
 // series of the query for each chunk. A group can hold more: the series of
-// one label value, and in the last group the series that start after the
-// first chunk.
+// one label value.
 const fetchMaxSeries = 1000
 
 // splittable tells whether restricting every vector and matrix selector of
