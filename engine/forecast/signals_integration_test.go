@@ -156,6 +156,20 @@ func TestSignalsEndToEnd(t *testing.T) {
 		if observed[`{policy="two", source="queue", svc="a"}`].V != 200 || observed[`{policy="two", source="rps", svc="a"}`].V != 100 {
 			t.Errorf("observed values in Prometheus: %v", observed)
 		}
+		// A capacity per source, in its unit, so the mixin's
+		// under-provisioning rule compares each source with the desired
+		// replicas (the rule's expression, against this Prometheus).
+		capacity := queryAt(t, pq, `kedastral_capacity_per_replica{policy="two"}`, ts)
+		if capacity[`{policy="two", source="queue"}`].V != 10 || capacity[`{policy="two", source="rps"}`].V != 50 || len(capacity) != 2 {
+			t.Errorf("capacity per replica in Prometheus: %v", capacity)
+		}
+		under := queryAt(t, pq, `(kedastral_observed_value{policy="two"} / on (policy_namespace, policy, source) group_left kedastral_capacity_per_replica)
+			> bool ignoring (source) group_left kedastral_desired_replicas`, ts)
+		uq, okq := under[`{policy="two", source="queue", svc="a"}`]
+		ur, okr := under[`{policy="two", source="rps", svc="a"}`]
+		if len(under) != 2 || !okq || !okr || uq.V != 0 || ur.V != 0 {
+			t.Errorf("under-provisioned per source: %v, want rps and queue served", under)
+		}
 		predicted := queryAt(t, pq, `kedastral_predicted_value{policy="two"}`, ts)
 		if _, ok := predicted[`{ahead="5m", policy="two", quantile="0.5", source="queue", svc="a"}`]; !ok || len(predicted) != 2 {
 			t.Errorf("predictions in Prometheus: %v", keys(predicted))
