@@ -1,9 +1,10 @@
 # Kedastral's build. `make help` lists the targets.
 
 GO      ?= go
-# go.mod asks for Go 1.26.11 (standard-library security fixes). A machine whose
-# Go is older and set to GOTOOLCHAIN=local (Debian's and this project's CI are)
-# would refuse; auto lets the go command fetch go1.26.11 from the module proxy.
+# go.mod builds with Go 1.26.8 and names toolchain go1.26.11 (standard-library
+# security fixes that make vuln checks for). A machine whose Go is older and set
+# to GOTOOLCHAIN=local (Debian's and this project's CI are) would build with its
+# own; auto lets the go command fetch go1.26.11 from the module proxy.
 export GOTOOLCHAIN ?= auto
 PKG     := github.com/kedastral/kedastral
 VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)

@@ -1,6 +1,8 @@
 module github.com/kedastral/kedastral
 
-go 1.26.11
+go 1.26.8
+
+toolchain go1.26.11
 
 require (
 	github.com/alecthomas/kong v1.17.0

@@ -1,6 +1,8 @@
 module github.com/kedastral/kedastral/deploy/test
 
-go 1.26.11
+go 1.26.8
+
+toolchain go1.26.11
 
 require (
 	github.com/kedastral/kedastral v0.0.0

@@ -1,6 +1,8 @@
 module github.com/kedastral/kedastral/mixins/tools
 
-go 1.26.11
+go 1.26.8
+
+toolchain go1.26.11
 
 tool github.com/jsonnet-bundler/jsonnet-bundler/cmd/jb
 

@@ -3,7 +3,9 @@
 // stays out of the main go.mod.
 module github.com/kedastral/kedastral/test/keda
 
-go 1.26.11
+go 1.26.8
+
+toolchain go1.26.11
 
 require (
 	github.com/kedacore/keda/v2 v2.21.0
