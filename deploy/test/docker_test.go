@@ -18,7 +18,7 @@ import (
 )
 
 // TestDockerfile checks what can be checked without a Docker engine: the Go
-// version matches go.mod, the final image is distroless or scratch and runs as
+// version matches go.mod's toolchain, the final image is distroless or scratch and runs as
 // a non-root user, and the build command of the Dockerfile, run in a copy of
 // the build context that Dockerfile.dockerignore leaves, gives a static binary
 // whose subcommands the chart uses.
@@ -31,10 +31,14 @@ func TestDockerfile(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	goVersion := regexp.MustCompile(`(?m)^go (\S+)$`).FindSubmatch(gomod)
+	// The toolchain go.mod names (its go line when it names none).
+	goVersion := regexp.MustCompile(`(?m)^toolchain go(\S+)$`).FindSubmatch(gomod)
+	if goVersion == nil {
+		goVersion = regexp.MustCompile(`(?m)^go (\S+)$`).FindSubmatch(gomod)
+	}
 	argVersion := regexp.MustCompile(`(?m)^ARG GO_VERSION=(\S+)$`).FindSubmatch(df)
 	if goVersion == nil || argVersion == nil || string(goVersion[1]) != string(argVersion[1]) {
-		t.Errorf("Dockerfile's ARG GO_VERSION %q does not match go.mod's go %q", argVersion, goVersion)
+		t.Errorf("Dockerfile's ARG GO_VERSION %q does not match go.mod's toolchain %q", argVersion, goVersion)
 	}
 	froms := regexp.MustCompile(`(?m)^FROM (.+)$`).FindAllSubmatch(df, -1)
 	if len(froms) < 2 {
