@@ -87,23 +87,14 @@ func simulate(want []float64, tr model.History, c policy.Capacity, o Options) Si
 // proposal is the HPA's count for a metric of want pods: ceil(want), up to
 // float noise, clamped to [min, max]; min for an unknown metric.
 func proposal(want float64, c policy.Capacity) int32 {
-	if math.IsNaN(want) || want <= 0 {
-		return c.Min
-	}
-	return max(c.Min, min(int32(min(math.Ceil(want-1e-9), float64(c.Max))), c.Max))
+	return capacity.Need(want, policy.Capacity{TargetPerPod: 1, Headroom: 1, Min: c.Min, Max: c.Max})
 }
 
 // metricWithinTolerance is the HPA's test on the usage ratio:
 // |want/current − 1| ≤ tolerance (up to float noise). An unknown metric
 // changes nothing; from zero replicas every positive metric counts.
 func metricWithinTolerance(want float64, current int32, tolerance float64) bool {
-	if math.IsNaN(want) {
-		return true
-	}
-	if current == 0 {
-		return want <= 0
-	}
-	return math.Abs(want/float64(current)-1) <= tolerance+1e-9
+	return math.IsNaN(want) || capacity.UsageWithinTolerance(want, current, tolerance)
 }
 
 // replicaAnswers turns replica counts into the metric the HPA sees from

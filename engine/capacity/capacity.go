@@ -79,10 +79,18 @@ func Recommend(forecast []float64, leadSteps int, observed float64, c policy.Cap
 // tolerance up to float noise counts as within it (10 → 11 is skipped at
 // 0.1), the safe side for a caller lifting changes past it.
 func WithinTolerance(desired, current int32, tolerance float64) bool {
+	return UsageWithinTolerance(float64(desired), current, tolerance)
+}
+
+// UsageWithinTolerance is the same test on a metric that asks for want
+// replicas, not necessarily a whole number (the usage ratio times current):
+// |want/current − 1| <= tolerance, and from zero replicas any positive want
+// counts.
+func UsageWithinTolerance(want float64, current int32, tolerance float64) bool {
 	if current == 0 {
-		return desired == 0
+		return want <= 0
 	}
-	return math.Abs(1-float64(desired)/float64(current)) <= tolerance+1e-9
+	return math.Abs(want/float64(current)-1) <= tolerance+1e-9
 }
 
 // ClearTolerance returns the smallest count of at least desired that the

@@ -2,6 +2,7 @@ package scaler
 
 import (
 	"hash/maphash"
+	"maps"
 	"math/bits"
 	"sync"
 	"sync/atomic"
@@ -54,18 +55,6 @@ func (c *triggerCache) hash(meta map[string]string, ns string) uint64 {
 	return h
 }
 
-func sameMeta(a, b map[string]string) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for k, v := range a {
-		if w, ok := b[k]; !ok || w != v {
-			return false
-		}
-	}
-	return true
-}
-
 // trigger returns the trigger of meta polled for a ScaledObject in namespace
 // ns, parsing it the first time; a metadata error is not cached (it is
 // logged and answered every time).
@@ -75,7 +64,7 @@ func (s *Server) trigger(meta map[string]string, ns string) (*trigger, error) {
 	c.mu.RLock()
 	t, ok := c.m[h]
 	c.mu.RUnlock()
-	if ok && t.ns == ns && sameMeta(t.meta, meta) {
+	if ok && t.ns == ns && maps.Equal(t.meta, meta) {
 		return t, nil
 	}
 	m, err := ParseMetadata(meta)
@@ -83,12 +72,8 @@ func (s *Server) trigger(meta map[string]string, ns string) (*trigger, error) {
 		return nil, err
 	}
 	m.SetDefaultNamespace(ns)
-	own := make(map[string]string, len(meta))
-	for k, v := range meta {
-		own[k] = v
-	}
 	name := m.MetricName()
-	t = &trigger{meta: own, ns: ns, m: m, name: name,
+	t = &trigger{meta: maps.Clone(meta), ns: ns, m: m, name: name,
 		age:     s.metrics.forecastAge.WithLabelValues(m.PolicyNamespace, m.Policy, name),
 		desired: s.metrics.desiredReplicas.WithLabelValues(m.PolicyNamespace, m.Policy, name)}
 	c.mu.Lock()
