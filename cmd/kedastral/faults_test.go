@@ -34,24 +34,6 @@ func startKedastral(t *testing.T, args ...string) *testutil.Proc {
 	return testutil.Start(t, testutil.ProcOptions{CleanExit: true}, testutil.Kedastral(t), args...)
 }
 
-// loadHistory fills a data directory with three hours of app_load = 42.
-func loadHistory(t *testing.T) string {
-	t.Helper()
-	promtest.RequireBinaries(t)
-	dir := t.TempDir()
-	now := time.Now().Truncate(time.Minute)
-	s := promtest.Series{Name: "app_load", Labels: labels.FromStrings("job", "api")}
-	for i := 180; i >= 0; i-- {
-		s.Points = append(s.Points, promtest.Point{T: now.Add(-time.Duration(i) * time.Minute).UnixMilli(), V: 42})
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-	defer cancel()
-	if err := promtest.CreateBlocks(ctx, dir, []promtest.Series{s}); err != nil {
-		t.Fatal(err)
-	}
-	return dir
-}
-
 func writePolicy(t *testing.T, max int) string {
 	t.Helper()
 	cfg := filepath.Join(t.TempDir(), "policies.yaml")
@@ -128,7 +110,7 @@ func metricValue(t *testing.T, metricsURL, series string) float64 {
 // the 400's; evaluation never stops.
 func TestForecasterRemoteWriteFaults(t *testing.T) {
 	t.Parallel()
-	prom := promtest.StartInT(t, loadHistory(t), promtest.Options{})
+	prom := promtest.StartInT(t, testutil.LoadHistory(t), promtest.Options{})
 	proxy := promtest.NewFaultProxy(t, prom.RemoteWriteURL())
 	web := testutil.FreeAddr(t)
 	fc := startKedastral(t, "forecaster", "--config.file="+writePolicy(t, 50), "--prometheus.url="+prom.URL(),
@@ -257,7 +239,7 @@ func TestForecasterRemoteWriteFaults(t *testing.T) {
 // writes again within a few intervals and the scaler answers again.
 func TestPrometheusRestartUnderForecasterAndScaler(t *testing.T) {
 	t.Parallel()
-	prom := promtest.StartInT(t, loadHistory(t), promtest.Options{})
+	prom := promtest.StartInT(t, testutil.LoadHistory(t), promtest.Options{})
 	web := testutil.FreeAddr(t)
 	fc := startKedastral(t, "forecaster", "--config.file="+writePolicy(t, 50), "--prometheus.url="+prom.URL(),
 		"--prometheus.timeout=2s", "--remote-write.timeout=2s", "--web.listen-address="+web)
@@ -357,7 +339,7 @@ func TestPrometheusRestartUnderForecasterAndScaler(t *testing.T) {
 // refused with --web.disable-reload.
 func TestNoSecretsExposed(t *testing.T) {
 	t.Parallel()
-	prom := promtest.StartInT(t, loadHistory(t), promtest.Options{})
+	prom := promtest.StartInT(t, testutil.LoadHistory(t), promtest.Options{})
 	const secret = "s3cr3t-pw"
 	withUser := func(raw string) string {
 		u, err := url.Parse(raw)
@@ -433,7 +415,7 @@ func TestNoSecretsExposed(t *testing.T) {
 // sits on the policy's slot grid.
 func TestForecasterKilledMidCycle(t *testing.T) {
 	t.Parallel()
-	prom := promtest.StartInT(t, loadHistory(t), promtest.Options{})
+	prom := promtest.StartInT(t, testutil.LoadHistory(t), promtest.Options{})
 	proxy := promtest.NewFaultProxy(t, prom.RemoteWriteURL())
 	cfg := writePolicy(t, 50)
 	args := func(web string) []string {

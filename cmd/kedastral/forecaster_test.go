@@ -42,7 +42,7 @@ func get(t *testing.T, url string) (int, string) {
 // TestForecasterBinary runs `kedastral forecaster` as a user would, against a
 // real Prometheus, and checks what it serves and writes, and its reloads.
 func TestForecasterBinary(t *testing.T) {
-	prom := promtest.StartInT(t, loadHistory(t), promtest.Options{})
+	prom := promtest.StartInT(t, testutil.LoadHistory(t), promtest.Options{})
 
 	cfg := filepath.Join(t.TempDir(), "policies.yaml")
 	writeCfg := func(content string) {
@@ -182,7 +182,7 @@ func TestForecasterHTTPConfigFile(t *testing.T) {
 		// bcrypt (cost 4) of password, for Prometheus' basic_auth_users.
 		hash = "$2a$04$4I.ZXVNW5I9JLyMQL2O08.brlxl4QQ1SrN7pTW4Sy9DV98RTqOWhu"
 	)
-	prom := promtest.StartInT(t, loadHistory(t), promtest.Options{WebConfig: fmt.Sprintf("basic_auth_users:\n  %s: %s\n", user, hash)})
+	prom := promtest.StartInT(t, testutil.LoadHistory(t), promtest.Options{WebConfig: fmt.Sprintf("basic_auth_users:\n  %s: %s\n", user, hash)})
 
 	cfgDir := t.TempDir()
 	cfg := filepath.Join(cfgDir, "policies.yaml")

@@ -13,7 +13,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/prometheus/prometheus/model/labels"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime/schema"
@@ -23,27 +22,6 @@ import (
 )
 
 var policyGVR = schema.GroupVersionResource{Group: "kedastral.io", Version: "v1alpha1", Resource: "forecastpolicies"}
-
-// load is the constant value of app_load in the test's history.
-const load = 42.0
-
-// history writes three hours of app_load = 42 into TSDB blocks.
-func history(t *testing.T) string {
-	t.Helper()
-	promtest.RequireBinaries(t)
-	dir := t.TempDir()
-	now := time.Now().Truncate(time.Minute)
-	s := promtest.Series{Name: "app_load", Labels: labels.FromStrings("job", "api")}
-	for i := 180; i >= 0; i-- {
-		s.Points = append(s.Points, promtest.Point{T: now.Add(-time.Duration(i) * time.Minute).UnixMilli(), V: load})
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-	defer cancel()
-	if err := promtest.CreateBlocks(ctx, dir, []promtest.Series{s}); err != nil {
-		t.Fatal(err)
-	}
-	return dir
-}
 
 // startForecaster runs `kedastral forecaster --policies.source=kubernetes`
 // against the cluster and prom, and stops it at the end of the test.
@@ -152,7 +130,7 @@ func statusString(o *unstructured.Unstructured) string {
 // status subresource.
 func TestForecasterKubernetes(t *testing.T) {
 	c := getCluster(t)
-	prom := promtest.StartInT(t, history(t), promtest.Options{})
+	prom := promtest.StartInT(t, testutil.LoadHistory(t), promtest.Options{})
 	a, b := c.namespace(t, "team-a"), c.namespace(t, "team-b")
 	// Only these two: other tests leave policies elsewhere.
 	logs := startForecaster(t, c, prom.URL(), "--kubernetes.namespaces="+a+","+b)
@@ -172,7 +150,7 @@ func TestForecasterKubernetes(t *testing.T) {
 	// At least what reactive scaling asks for the observed load
 	// (neverBelowReactive), and the forecast of a constant load is that load.
 	for ns, perPod := range map[string]float64{a: 10, b: 5} {
-		want := float64(int((load + perPod - 1) / perPod))
+		want := float64(int((testutil.AppLoad + perPod - 1) / perPod))
 		testutil.Eventually(t, 60*time.Second, "kedastral_desired_replicas of "+ns+"/api", func() (string, bool) {
 			v, ok := desired(ns)
 			return fmt.Sprint(v, ok), ok && v >= want && v <= want+1

@@ -147,7 +147,7 @@ var leaseGVR = schema.GroupVersionResource{Group: "coordination.k8s.io", Version
 func TestChartRBAC(t *testing.T) {
 	c := getCluster(t)
 	helmBinary(t)
-	prom := promtest.StartInT(t, history(t), promtest.Options{})
+	prom := promtest.StartInT(t, testutil.LoadHistory(t), promtest.Options{})
 	release := c.namespace(t, "kedastral-rbac")
 	watched := c.namespace(t, "rbac-watched")
 	out, err := helm(t, c, "template", "kedastral", chartDir, "--namespace="+release,

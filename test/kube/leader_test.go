@@ -39,7 +39,7 @@ func policiesRunning(web string) int {
 // leader is killed.
 func TestLeaderElection(t *testing.T) {
 	c := getCluster(t)
-	prom := promtest.StartInT(t, history(t), promtest.Options{})
+	prom := promtest.StartInT(t, testutil.LoadHistory(t), promtest.Options{})
 	ns := c.namespace(t, "leader")
 	c.applyYAML(t, policyYAML("api", ns, "", "", ""))
 

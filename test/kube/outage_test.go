@@ -21,7 +21,7 @@ func TestAPIServerOutage(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer c.stop()
-	prom := promtest.StartInT(t, history(t), promtest.Options{})
+	prom := promtest.StartInT(t, testutil.LoadHistory(t), promtest.Options{})
 	ns := c.namespace(t, "outage")
 	const n = 5
 	for i := range n {

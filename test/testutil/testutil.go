@@ -1,7 +1,8 @@
 // Package testutil holds the helpers Kedastral's tests share: a log buffer
 // a child process and the test can use at once, polling until a condition
-// holds, free loopback addresses, and the kedastral binary built once per
-// test process and run as a child process that stops with the test.
+// holds, free loopback addresses, a constant app_load history for a real
+// Prometheus, and the kedastral binary built once per test process and run
+// as a child process that stops with the test.
 package testutil
 
 import (
