@@ -1,9 +1,7 @@
 package promapi_test
 
 import (
-	"bytes"
 	"net"
-	"sync"
 	"testing"
 	"time"
 
@@ -51,22 +49,4 @@ func closedURL(t *testing.T) string {
 // minute returns the current time truncated to the minute, minus ago.
 func minute(ago time.Duration) time.Time {
 	return time.Now().Add(-ago).Truncate(time.Minute)
-}
-
-// syncBuffer is a bytes.Buffer safe for concurrent writes, for log output.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.String()
 }

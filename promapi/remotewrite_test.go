@@ -16,6 +16,7 @@ import (
 
 	"github.com/kedastral/kedastral/promapi"
 	"github.com/kedastral/kedastral/promapi/promtest"
+	"github.com/kedastral/kedastral/test/testutil"
 )
 
 func TestWriteRoundTrip(t *testing.T) {
@@ -233,7 +234,7 @@ func TestWriteRetries(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
 			url, requests := countingServer(t, tc.status, tc.header)
-			var logs syncBuffer
+			var logs testutil.Buffer
 			timeout := tc.timeout
 			if timeout == 0 {
 				timeout = 5 * time.Second

@@ -9,13 +9,10 @@ import (
 	"net/http"
 	"net/url"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
-	"sync"
-	"syscall"
 	"testing"
 	"time"
 
@@ -27,94 +24,14 @@ import (
 
 	"github.com/kedastral/kedastral/promapi/promtest"
 	pb "github.com/kedastral/kedastral/proto"
+	"github.com/kedastral/kedastral/test/testutil"
 )
-
-// syncBuf is a bytes.Buffer safe for a child process and the test at once.
-type syncBuf struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (b *syncBuf) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.Write(p)
-}
-
-func (b *syncBuf) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.String()
-}
-
-// proc is a kedastral process started by a test.
-type proc struct {
-	cmd    *exec.Cmd
-	logs   *syncBuf
-	exited chan error
-}
 
 // startKedastral runs the binary with args until the test ends, then stops
 // it with SIGTERM and expects a clean exit.
-func startKedastral(t *testing.T, args ...string) *proc {
+func startKedastral(t *testing.T, args ...string) *testutil.Proc {
 	t.Helper()
-	p := &proc{logs: &syncBuf{}, exited: make(chan error, 1)}
-	p.cmd = exec.Command(binary, args...)
-	p.cmd.Stdout, p.cmd.Stderr = p.logs, p.logs
-	if err := p.cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	go func() { p.exited <- p.cmd.Wait() }()
-	t.Cleanup(func() {
-		select {
-		case err := <-p.exited:
-			t.Errorf("kedastral %s exited early: %v", args[0], err)
-		default:
-			_ = p.cmd.Process.Signal(syscall.SIGTERM)
-			select {
-			case err := <-p.exited:
-				if err != nil {
-					t.Errorf("kedastral %s exited with %v after SIGTERM", args[0], err)
-				}
-			case <-time.After(15 * time.Second):
-				_ = p.cmd.Process.Kill()
-				t.Errorf("kedastral %s did not stop within 15s of SIGTERM", args[0])
-			}
-		}
-		if t.Failed() {
-			t.Logf("kedastral %s log:\n%s", args[0], p.logs.String())
-		}
-	})
-	return p
-}
-
-// alive fails the test if the process has exited.
-func (p *proc) alive(t *testing.T) {
-	t.Helper()
-	select {
-	case err := <-p.exited:
-		p.exited <- err
-		t.Fatalf("process exited: %v", err)
-	default:
-	}
-}
-
-// loadHistory fills a data directory with three hours of app_load = 42.
-func loadHistory(t *testing.T) string {
-	t.Helper()
-	promtest.RequireBinaries(t)
-	dir := t.TempDir()
-	now := time.Now().Truncate(time.Minute)
-	s := promtest.Series{Name: "app_load", Labels: labels.FromStrings("job", "api")}
-	for i := 180; i >= 0; i-- {
-		s.Points = append(s.Points, promtest.Point{T: now.Add(-time.Duration(i) * time.Minute).UnixMilli(), V: 42})
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-	defer cancel()
-	if err := promtest.CreateBlocks(ctx, dir, []promtest.Series{s}); err != nil {
-		t.Fatal(err)
-	}
-	return dir
+	return testutil.Start(t, testutil.ProcOptions{CleanExit: true}, testutil.Kedastral(t), args...)
 }
 
 func writePolicy(t *testing.T, max int) string {
@@ -193,15 +110,15 @@ func metricValue(t *testing.T, metricsURL, series string) float64 {
 // the 400's; evaluation never stops.
 func TestForecasterRemoteWriteFaults(t *testing.T) {
 	t.Parallel()
-	prom := promtest.StartInT(t, loadHistory(t), promtest.Options{})
+	prom := promtest.StartInT(t, testutil.LoadHistory(t), promtest.Options{})
 	proxy := promtest.NewFaultProxy(t, prom.RemoteWriteURL())
-	web := freeAddr(t)
+	web := testutil.FreeAddr(t)
 	fc := startKedastral(t, "forecaster", "--config.file="+writePolicy(t, 50), "--prometheus.url="+prom.URL(),
 		"--remote-write.url="+proxy.URL(), "--remote-write.timeout=1s", "--web.listen-address="+web)
 	metrics := "http://" + web + "/metrics"
 	cycles := func() float64 { return metricValue(t, metrics, `kedastral_forecaster_cycles_total{policy="api"}`) }
 
-	eventually(t, 30*time.Second, "a first write", func() (string, bool) {
+	testutil.Eventually(t, 30*time.Second, "a first write", func() (string, bool) {
 		v := metricValue(t, metrics, "kedastral_remote_write_queue_samples_sent_total")
 		return fmt.Sprint(v), v > 0
 	})
@@ -210,7 +127,7 @@ func TestForecasterRemoteWriteFaults(t *testing.T) {
 	proxy.Down(500)
 	before := cycles()
 	time.Sleep(2500 * time.Millisecond)
-	fc.alive(t)
+	fc.Alive(t)
 	if n := cycles() - before; n < 2 {
 		t.Errorf("%g cycles during a 2.5s remote-write outage at a 1s interval: evaluation blocked", n)
 	}
@@ -224,12 +141,12 @@ func TestForecasterRemoteWriteFaults(t *testing.T) {
 		v := metricValue(t, metrics, "kedastral_remote_write_queue_samples")
 		return fmt.Sprintf("%g samples queued, %d faults left", v, proxy.PendingFaults()), v == 0 && proxy.PendingFaults() == 0
 	}
-	eventually(t, 20*time.Second, "an empty queue after recovery", drained)
+	testutil.Eventually(t, 20*time.Second, "an empty queue after recovery", drained)
 
 	// A 400 is not retried: its cycle is dropped and counted.
 	proxy.Inject(promtest.Fault{Status: 400})
-	eventually(t, 10*time.Second, "the 400 used", drained)
-	eventually(t, 10*time.Second, "the rejected samples counted", func() (string, bool) {
+	testutil.Eventually(t, 10*time.Second, "the 400 used", drained)
+	testutil.Eventually(t, 10*time.Second, "the rejected samples counted", func() (string, bool) {
 		v := metricValue(t, metrics, `kedastral_remote_write_samples_dropped_total{reason="rejected"}`)
 		return fmt.Sprint(v), v > 0
 	})
@@ -322,11 +239,11 @@ func TestForecasterRemoteWriteFaults(t *testing.T) {
 // writes again within a few intervals and the scaler answers again.
 func TestPrometheusRestartUnderForecasterAndScaler(t *testing.T) {
 	t.Parallel()
-	prom := promtest.StartInT(t, loadHistory(t), promtest.Options{})
-	web := freeAddr(t)
+	prom := promtest.StartInT(t, testutil.LoadHistory(t), promtest.Options{})
+	web := testutil.FreeAddr(t)
 	fc := startKedastral(t, "forecaster", "--config.file="+writePolicy(t, 50), "--prometheus.url="+prom.URL(),
 		"--prometheus.timeout=2s", "--remote-write.timeout=2s", "--web.listen-address="+web)
-	grpcAddr, scalerWeb := freeAddr(t), freeAddr(t)
+	grpcAddr, scalerWeb := testutil.FreeAddr(t), testutil.FreeAddr(t)
 	sc := startKedastral(t, "scaler", "--prometheus.url="+prom.URL(), "--prometheus.timeout=2s",
 		"--grpc.listen-address="+grpcAddr, "--web.listen-address="+scalerWeb)
 	metrics := "http://" + web + "/metrics"
@@ -349,7 +266,7 @@ func TestPrometheusRestartUnderForecasterAndScaler(t *testing.T) {
 		return resp.MetricValues[0].MetricValue, nil
 	}
 	// 42 / 10 per pod = 5 replicas.
-	eventually(t, 30*time.Second, "the scaler answering 5", func() (string, bool) {
+	testutil.Eventually(t, 30*time.Second, "the scaler answering 5", func() (string, bool) {
 		n, err := ask()
 		return fmt.Sprint(n, err), err == nil && n == 5
 	})
@@ -375,8 +292,8 @@ func TestPrometheusRestartUnderForecasterAndScaler(t *testing.T) {
 	if unavailable == 0 {
 		t.Errorf("the scaler never answered Unavailable during a 4s outage")
 	}
-	fc.alive(t)
-	sc.alive(t)
+	fc.Alive(t)
+	sc.Alive(t)
 	if code, _ := get(t, "http://"+web+"/-/healthy"); code != 200 {
 		t.Errorf("forecaster /-/healthy %d during the outage", code)
 	}
@@ -390,7 +307,7 @@ func TestPrometheusRestartUnderForecasterAndScaler(t *testing.T) {
 		t.Fatal(err)
 	}
 	back := time.Now()
-	eventually(t, 10*time.Second, "a forecast written after the restart", func() (string, bool) {
+	testutil.Eventually(t, 10*time.Second, "a forecast written after the restart", func() (string, bool) {
 		q := url.Values{"query": {`timestamp(kedastral_desired_replicas{policy="api"})`}}
 		_, body := get(t, prom.URL()+"/api/v1/query?"+q.Encode())
 		var resp struct {
@@ -406,7 +323,7 @@ func TestPrometheusRestartUnderForecasterAndScaler(t *testing.T) {
 		return body, ts*1000 >= float64(back.UnixMilli())
 	})
 	t.Logf("forecaster wrote again %s after Prometheus was back (interval 1s)", time.Since(back).Round(100*time.Millisecond))
-	eventually(t, 10*time.Second, "the scaler answering 5 again", func() (string, bool) {
+	testutil.Eventually(t, 10*time.Second, "the scaler answering 5 again", func() (string, bool) {
 		n, err := ask()
 		return fmt.Sprint(n, err), err == nil && n == 5
 	})
@@ -422,7 +339,7 @@ func TestPrometheusRestartUnderForecasterAndScaler(t *testing.T) {
 // refused with --web.disable-reload.
 func TestNoSecretsExposed(t *testing.T) {
 	t.Parallel()
-	prom := promtest.StartInT(t, loadHistory(t), promtest.Options{})
+	prom := promtest.StartInT(t, testutil.LoadHistory(t), promtest.Options{})
 	const secret = "s3cr3t-pw"
 	withUser := func(raw string) string {
 		u, err := url.Parse(raw)
@@ -432,7 +349,7 @@ func TestNoSecretsExposed(t *testing.T) {
 		u.User = url.UserPassword("kedastral", secret)
 		return u.String()
 	}
-	closed := "http://" + freeAddr(t)
+	closed := "http://" + testutil.FreeAddr(t)
 	cfg := filepath.Join(t.TempDir(), "policies.yaml")
 	policies := fmt.Sprintf(policyTmpl, "api", 50) + "---\n" +
 		strings.Replace(fmt.Sprintf(policyTmpl, "broken", 50), "sources:", "dataSourceRef: {name: down}\n  sources:", 1) +
@@ -441,14 +358,14 @@ func TestNoSecretsExposed(t *testing.T) {
 	if err := os.WriteFile(cfg, []byte(policies), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	web := freeAddr(t)
+	web := testutil.FreeAddr(t)
 	fc := startKedastral(t, "forecaster", "--config.file="+cfg, "--prometheus.url="+withUser(prom.URL()),
 		"--remote-write.url="+withUser(prom.RemoteWriteURL()), "--web.listen-address="+web, "--web.disable-reload")
-	grpcAddr, scalerWeb := freeAddr(t), freeAddr(t)
+	grpcAddr, scalerWeb := testutil.FreeAddr(t), testutil.FreeAddr(t)
 	sc := startKedastral(t, "scaler", "--prometheus.url="+withUser(closed), "--grpc.listen-address="+grpcAddr, "--web.listen-address="+scalerWeb)
 
 	base := "http://" + web
-	eventually(t, 30*time.Second, "both policies evaluated", func() (string, bool) {
+	testutil.Eventually(t, 30*time.Second, "both policies evaluated", func() (string, bool) {
 		_, body := get(t, base+"/api/v1/policies")
 		return body, strings.Contains(body, `"lastSuccess"`) && strings.Contains(body, "connection refused")
 	})
@@ -482,8 +399,8 @@ func TestNoSecretsExposed(t *testing.T) {
 	if resp.StatusCode != http.StatusForbidden {
 		t.Errorf("POST /-/reload with --web.disable-reload: %s", resp.Status)
 	}
-	for name, p := range map[string]*proc{"forecaster": fc, "scaler": sc} {
-		if strings.Contains(p.logs.String(), secret) {
+	for name, p := range map[string]*testutil.Proc{"forecaster": fc, "scaler": sc} {
+		if strings.Contains(p.Logs.String(), secret) {
 			t.Errorf("the %s's log shows the secret", name)
 		}
 	}
@@ -498,28 +415,17 @@ func TestNoSecretsExposed(t *testing.T) {
 // sits on the policy's slot grid.
 func TestForecasterKilledMidCycle(t *testing.T) {
 	t.Parallel()
-	prom := promtest.StartInT(t, loadHistory(t), promtest.Options{})
+	prom := promtest.StartInT(t, testutil.LoadHistory(t), promtest.Options{})
 	proxy := promtest.NewFaultProxy(t, prom.RemoteWriteURL())
 	cfg := writePolicy(t, 50)
 	args := func(web string) []string {
 		return []string{"forecaster", "--config.file=" + cfg, "--prometheus.url=" + prom.URL(),
 			"--remote-write.url=" + proxy.URL(), "--remote-write.timeout=10s", "--web.listen-address=" + web}
 	}
-	webA := freeAddr(t)
-	a := exec.Command(binary, args(webA)...)
-	var logsA syncBuf
-	a.Stdout, a.Stderr = &logsA, &logsA
-	if err := a.Start(); err != nil {
-		t.Fatal(err)
-	}
-	defer func() {
-		_ = a.Process.Kill()
-		_ = a.Wait()
-		if t.Failed() {
-			t.Logf("first forecaster's log:\n%s", logsA.String())
-		}
-	}()
-	eventually(t, 30*time.Second, "a first write", func() (string, bool) {
+	webA := testutil.FreeAddr(t)
+	a := testutil.Start(t, testutil.ProcOptions{Name: "first forecaster"}, testutil.Kedastral(t), args(webA)...)
+	defer a.Kill()
+	testutil.Eventually(t, 30*time.Second, "a first write", func() (string, bool) {
 		v := metricValue(t, "http://"+webA+"/metrics", "kedastral_remote_write_queue_samples_sent_total")
 		return fmt.Sprint(v), v > 0
 	})
@@ -527,20 +433,19 @@ func TestForecasterKilledMidCycle(t *testing.T) {
 	// Hold the next answer: the cycle is in its write when it dies.
 	seen := proxy.Requests()
 	proxy.Inject(promtest.Fault{Delay: 5 * time.Second})
-	eventually(t, 5*time.Second, "the held write", func() (string, bool) {
+	testutil.Eventually(t, 5*time.Second, "the held write", func() (string, bool) {
 		return fmt.Sprint(proxy.Requests()), proxy.Requests() > seen && proxy.PendingFaults() == 0
 	})
 	time.Sleep(100 * time.Millisecond) // forwarded to Prometheus by now
-	if err := a.Process.Kill(); err != nil {
+	if err := a.Kill(); err != nil {
 		t.Fatal(err)
 	}
-	_ = a.Wait()
 	killed := time.Now()
 
-	webB := freeAddr(t)
+	webB := testutil.FreeAddr(t)
 	startKedastral(t, args(webB)...)
 	time.Sleep(2500 * time.Millisecond)
-	webC := freeAddr(t)
+	webC := testutil.FreeAddr(t)
 	startKedastral(t, args(webC)...) // a second replica
 	time.Sleep(3500 * time.Millisecond)
 

@@ -1,13 +1,11 @@
 package main
 
 import (
-	"bytes"
 	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"syscall"
@@ -15,6 +13,7 @@ import (
 	"time"
 
 	"github.com/kedastral/kedastral/promapi/promtest"
+	"github.com/kedastral/kedastral/test/testutil"
 )
 
 const policyTmpl = `apiVersion: kedastral.io/v1alpha1
@@ -29,17 +28,6 @@ spec:
   sources: [{name: rps, query: 'sum(app_load)'}]
 `
 
-// freeAddr is a loopback address for a binary the test starts, picked
-// below the ephemeral range so another process's bind does not take it.
-func freeAddr(t *testing.T) string {
-	t.Helper()
-	a, err := promtest.FreeAddr()
-	if err != nil {
-		t.Fatal(err)
-	}
-	return a
-}
-
 func get(t *testing.T, url string) (int, string) {
 	t.Helper()
 	resp, err := http.Get(url)
@@ -51,25 +39,10 @@ func get(t *testing.T, url string) (int, string) {
 	return resp.StatusCode, string(b)
 }
 
-func eventually(t *testing.T, limit time.Duration, what string, f func() (string, bool)) string {
-	t.Helper()
-	deadline := time.Now().Add(limit)
-	for {
-		last, ok := f()
-		if ok {
-			return last
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("no %s within %s; last: %s", what, limit, last)
-		}
-		time.Sleep(200 * time.Millisecond)
-	}
-}
-
 // TestForecasterBinary runs `kedastral forecaster` as a user would, against a
 // real Prometheus, and checks what it serves and writes, and its reloads.
 func TestForecasterBinary(t *testing.T) {
-	prom := promtest.StartInT(t, loadHistory(t), promtest.Options{})
+	prom := promtest.StartInT(t, testutil.LoadHistory(t), promtest.Options{})
 
 	cfg := filepath.Join(t.TempDir(), "policies.yaml")
 	writeCfg := func(content string) {
@@ -78,33 +51,12 @@ func TestForecasterBinary(t *testing.T) {
 		}
 	}
 	writeCfg(fmt.Sprintf(policyTmpl, "api", 50))
-	web := freeAddr(t)
-	var logs bytes.Buffer
-	cmd := exec.Command(binary, "forecaster", "--config.file="+cfg, "--prometheus.url="+prom.URL(), "--web.listen-address="+web, "--log.level=debug")
-	cmd.Stdout, cmd.Stderr = &logs, &logs
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	exited := make(chan error, 1)
-	go func() { exited <- cmd.Wait() }()
-	defer func() {
-		_ = cmd.Process.Signal(syscall.SIGTERM)
-		select {
-		case err := <-exited:
-			if err != nil {
-				t.Errorf("forecaster exited with %v after SIGTERM", err)
-			}
-		case <-time.After(10 * time.Second):
-			_ = cmd.Process.Kill()
-			t.Error("forecaster did not stop within 10s of SIGTERM")
-		}
-		if t.Failed() {
-			t.Logf("forecaster log:\n%s", logs.String())
-		}
-	}()
+	web := testutil.FreeAddr(t)
+	fc := testutil.Start(t, testutil.ProcOptions{Name: "forecaster", CleanExit: true}, testutil.Kedastral(t),
+		"forecaster", "--config.file="+cfg, "--prometheus.url="+prom.URL(), "--web.listen-address="+web, "--log.level=debug")
 	base := "http://" + web
 
-	eventually(t, 30*time.Second, "ready forecaster", func() (string, bool) {
+	testutil.Eventually(t, 30*time.Second, "ready forecaster", func() (string, bool) {
 		code, body := get(t, base+"/-/ready")
 		return body, code == 200
 	})
@@ -112,7 +64,7 @@ func TestForecasterBinary(t *testing.T) {
 		t.Errorf("/-/healthy: %d %s", code, body)
 	}
 	// 42 / 10 per pod = 5 replicas, in the status JSON, the page and Prometheus.
-	eventually(t, 10*time.Second, "desired replicas in the status", func() (string, bool) {
+	testutil.Eventually(t, 10*time.Second, "desired replicas in the status", func() (string, bool) {
 		_, body := get(t, base+"/api/v1/policies")
 		var st struct {
 			Data []struct {
@@ -127,7 +79,7 @@ func TestForecasterBinary(t *testing.T) {
 	if code, page := get(t, base+"/"); code != 200 || !strings.Contains(page, "<td><a href=\"#api\">api</a></td>") || !strings.Contains(page, "sum(app_load)") {
 		t.Errorf("status page %d:\n%s", code, page)
 	}
-	eventually(t, 10*time.Second, "kedastral_desired_replicas in Prometheus", func() (string, bool) {
+	testutil.Eventually(t, 10*time.Second, "kedastral_desired_replicas in Prometheus", func() (string, bool) {
 		_, body := get(t, prom.URL()+"/api/v1/query?query=kedastral_desired_replicas")
 		return body, strings.Contains(body, `"policy":"api"`) && strings.Contains(body, `"5"]`)
 	})
@@ -146,10 +98,10 @@ func TestForecasterBinary(t *testing.T) {
 
 	// A bad file on SIGHUP: the running policy keeps running, the error shows.
 	writeCfg(strings.Replace(fmt.Sprintf(policyTmpl, "api", 50), "sum(app_load)", "sum(app_load", 1))
-	if err := cmd.Process.Signal(syscall.SIGHUP); err != nil {
+	if err := fc.Cmd.Process.Signal(syscall.SIGHUP); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, 10*time.Second, "the reload error on the status page", func() (string, bool) {
+	testutil.Eventually(t, 10*time.Second, "the reload error on the status page", func() (string, bool) {
 		_, page := get(t, base+"/")
 		return page, strings.Contains(page, "spec.sources[0].query: invalid PromQL")
 	})
@@ -158,7 +110,7 @@ func TestForecasterBinary(t *testing.T) {
 		t.Error("failed reload not reported in /metrics")
 	}
 	before := time.Now()
-	eventually(t, 10*time.Second, "cycles of the kept policy", func() (string, bool) {
+	testutil.Eventually(t, 10*time.Second, "cycles of the kept policy", func() (string, bool) {
 		_, body := get(t, base+"/api/v1/policies")
 		var st struct {
 			Data []struct{ LastSuccess time.Time }
@@ -177,7 +129,7 @@ func TestForecasterBinary(t *testing.T) {
 	if resp.StatusCode != 200 {
 		t.Fatalf("POST /-/reload: %s", resp.Status)
 	}
-	eventually(t, 15*time.Second, "the new max applied", func() (string, bool) {
+	testutil.Eventually(t, 15*time.Second, "the new max applied", func() (string, bool) {
 		_, body := get(t, prom.URL()+"/api/v1/query?query=kedastral_desired_replicas")
 		return body, strings.Contains(body, `"3"]`)
 	})
@@ -230,7 +182,7 @@ func TestForecasterHTTPConfigFile(t *testing.T) {
 		// bcrypt (cost 4) of password, for Prometheus' basic_auth_users.
 		hash = "$2a$04$4I.ZXVNW5I9JLyMQL2O08.brlxl4QQ1SrN7pTW4Sy9DV98RTqOWhu"
 	)
-	prom := promtest.StartInT(t, loadHistory(t), promtest.Options{WebConfig: fmt.Sprintf("basic_auth_users:\n  %s: %s\n", user, hash)})
+	prom := promtest.StartInT(t, testutil.LoadHistory(t), promtest.Options{WebConfig: fmt.Sprintf("basic_auth_users:\n  %s: %s\n", user, hash)})
 
 	cfgDir := t.TempDir()
 	cfg := filepath.Join(cfgDir, "policies.yaml")
@@ -255,25 +207,16 @@ func TestForecasterHTTPConfigFile(t *testing.T) {
 		{"with --prometheus.http-config-file", []string{"--prometheus.http-config-file=" + httpCfg}, true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			web := freeAddr(t)
-			var logs bytes.Buffer
+			web := testutil.FreeAddr(t)
 			args := append([]string{"forecaster", "--config.file=" + cfg, "--prometheus.url=" + prom.URL(), "--web.listen-address=" + web}, tc.extra...)
-			cmd := exec.Command(binary, args...)
-			cmd.Stdout, cmd.Stderr = &logs, &logs
-			if err := cmd.Start(); err != nil {
-				t.Fatal(err)
-			}
+			fc := testutil.Start(t, testutil.ProcOptions{Name: "forecaster"}, testutil.Kedastral(t), args...)
 			defer func() {
-				_ = cmd.Process.Signal(syscall.SIGTERM)
-				_ = cmd.Wait()
-				if strings.Contains(logs.String(), password) {
+				fc.Stop()
+				if strings.Contains(fc.Logs.String(), password) {
 					t.Error("the log shows the password")
 				}
-				if t.Failed() {
-					t.Logf("forecaster log:\n%s", logs.String())
-				}
 			}()
-			body := eventually(t, 30*time.Second, "a first cycle", func() (string, bool) {
+			body := testutil.Eventually(t, 30*time.Second, "a first cycle", func() (string, bool) {
 				_, body := get(t, "http://"+web+"/api/v1/policies")
 				return body, strings.Contains(body, `"lastCycle"`)
 			})

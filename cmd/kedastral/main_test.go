@@ -8,35 +8,23 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/kedastral/kedastral/test/testutil"
 )
 
 var update = flag.Bool("update", false, "rewrite golden files under testdata/")
 
-// binary is the kedastral binary built once for the tests that run it as a
-// user would.
-var binary string
-
 func TestMain(m *testing.M) {
 	flag.Parse()
-	dir, err := os.MkdirTemp("", "kedastral-test")
-	if err != nil {
-		panic(err)
-	}
-	binary = filepath.Join(dir, "kedastral")
-	out, err := exec.Command("go", "build", "-o", binary, ".").CombinedOutput()
-	if err != nil {
-		os.RemoveAll(dir)
-		panic("go build: " + err.Error() + "\n" + string(out))
-	}
 	code := m.Run()
-	os.RemoveAll(dir)
+	testutil.RemoveKedastral()
 	os.Exit(code)
 }
 
 // kedastral runs the binary and returns stdout+stderr and the exit code.
 func kedastral(t *testing.T, args ...string) (string, int) {
 	t.Helper()
-	cmd := exec.Command(binary, args...)
+	cmd := exec.Command(testutil.Kedastral(t), args...)
 	cmd.Env = append(os.Environ(), "COLUMNS=80") // help wraps at the terminal's width
 	var out bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &out

@@ -17,6 +17,7 @@ import (
 	"github.com/kedastral/kedastral/engine/trace"
 	"github.com/kedastral/kedastral/promapi"
 	"github.com/kedastral/kedastral/promapi/promtest"
+	"github.com/kedastral/kedastral/test/testutil"
 )
 
 const testMetric = "demo_queries_per_second"
@@ -128,7 +129,7 @@ func TestForecasterEndToEnd(t *testing.T) {
 	if err := mgr.Apply(&policy.Set{Policies: []*policy.ForecastPolicy{p}}, nil); err != nil {
 		t.Fatal(err)
 	}
-	st := waitFor(t, 30*time.Second, "a successful cycle", func() (forecast.PolicyStatus, bool) {
+	st := testutil.Eventually(t, 30*time.Second, "a successful cycle", func() (forecast.PolicyStatus, bool) {
 		s := mgr.Status()[0]
 		return s, !s.LastSuccess.IsZero()
 	})
@@ -258,7 +259,7 @@ func TestForecasterSurvivesPrometheusOutage(t *testing.T) {
 	if err := mgr.Apply(&policy.Set{Policies: []*policy.ForecastPolicy{p}}, nil); err != nil {
 		t.Fatal(err)
 	}
-	before := waitFor(t, 30*time.Second, "a first successful cycle", func() (forecast.PolicyStatus, bool) {
+	before := testutil.Eventually(t, 30*time.Second, "a first successful cycle", func() (forecast.PolicyStatus, bool) {
 		s := mgr.Status()[0]
 		return s, !s.LastSuccess.IsZero()
 	})
@@ -266,7 +267,7 @@ func TestForecasterSurvivesPrometheusOutage(t *testing.T) {
 	if err := srv.Stop(); err != nil {
 		t.Fatal(err)
 	}
-	down := waitFor(t, 30*time.Second, "a failed cycle", func() (forecast.PolicyStatus, bool) {
+	down := testutil.Eventually(t, 30*time.Second, "a failed cycle", func() (forecast.PolicyStatus, bool) {
 		s := mgr.Status()[0]
 		return s, s.LastError != "" && s.LastCycle.After(before.LastSuccess)
 	})
@@ -286,7 +287,7 @@ func TestForecasterSurvivesPrometheusOutage(t *testing.T) {
 		t.Fatal(err)
 	}
 	restarted := time.Now()
-	after := waitFor(t, 30*time.Second, "a successful cycle after the restart", func() (forecast.PolicyStatus, bool) {
+	after := testutil.Eventually(t, 30*time.Second, "a successful cycle after the restart", func() (forecast.PolicyStatus, bool) {
 		s := mgr.Status()[0]
 		return s, s.LastSuccess.After(restarted)
 	})
@@ -298,21 +299,6 @@ func TestForecasterSurvivesPrometheusOutage(t *testing.T) {
 		if int64(math.Round(s.V*1000)) != after.LastSuccess.UnixMilli() {
 			t.Errorf("newest sample at %v s, want the cycle after the restart, %d ms", s.V, after.LastSuccess.UnixMilli())
 		}
-	}
-}
-
-func waitFor[T any](t *testing.T, limit time.Duration, what string, f func() (T, bool)) T {
-	t.Helper()
-	deadline := time.Now().Add(limit)
-	for {
-		v, ok := f()
-		if ok {
-			return v
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("no %s within %s; last: %+v", what, limit, v)
-		}
-		time.Sleep(100 * time.Millisecond)
 	}
 }
 

@@ -14,6 +14,7 @@ import (
 	"github.com/kedastral/kedastral/engine/policy"
 	"github.com/kedastral/kedastral/promapi"
 	"github.com/kedastral/kedastral/promapi/promtest"
+	"github.com/kedastral/kedastral/test/testutil"
 )
 
 // loadSignals starts a real Prometheus with three hours of history ending at
@@ -142,7 +143,7 @@ func TestSignalsEndToEnd(t *testing.T) {
 
 		// Live: the series in Prometheus and the forecaster's own /metrics.
 		mgr, reg, pq := startManager(t, srv, p)
-		st := waitFor(t, 30*time.Second, "a successful cycle", func() (forecast.PolicyStatus, bool) {
+		st := testutil.Eventually(t, 30*time.Second, "a successful cycle", func() (forecast.PolicyStatus, bool) {
 			s := statusOf(mgr, "two")
 			return s, !s.LastSuccess.IsZero()
 		})
@@ -225,7 +226,7 @@ func TestSignalsEndToEnd(t *testing.T) {
 `, now.Add(8*time.Minute).Format(time.RFC3339), now.Add(time.Hour).Format(time.RFC3339)))
 		mgr, _, pq := startManager(t, srv, soon, later)
 		for name, want := range map[string]float64{"soon": 12, "later": 2} {
-			st := waitFor(t, 30*time.Second, "a successful cycle of "+name, func() (forecast.PolicyStatus, bool) {
+			st := testutil.Eventually(t, 30*time.Second, "a successful cycle of "+name, func() (forecast.PolicyStatus, bool) {
 				s := statusOf(mgr, name)
 				return s, !s.LastSuccess.IsZero()
 			})
@@ -261,7 +262,7 @@ func TestSignalsEndToEnd(t *testing.T) {
 		}
 		mgr, reg, pq := startManager(t, srv, ps...)
 		started := time.Now()
-		st := waitFor(t, 30*time.Second, "3 seconds under-provisioned", func() (forecast.PolicyStatus, bool) {
+		st := testutil.Eventually(t, 30*time.Second, "3 seconds under-provisioned", func() (forecast.PolicyStatus, bool) {
 			s := statusOf(mgr, "api-under")
 			return s, len(s.Series) == 1 && s.Series[0].UnderprovisionSeconds != nil && *s.Series[0].UnderprovisionSeconds >= 3
 		})
@@ -292,7 +293,7 @@ func TestSignalsEndToEnd(t *testing.T) {
 			t.Errorf("api-gone: %+v", gone.Series)
 		}
 		// Monotonic across cycles.
-		later := waitFor(t, 30*time.Second, "a later cycle", func() (forecast.PolicyStatus, bool) {
+		later := testutil.Eventually(t, 30*time.Second, "a later cycle", func() (forecast.PolicyStatus, bool) {
 			s := statusOf(mgr, "api-under")
 			return s, s.LastSuccess.After(st.LastSuccess.Add(time.Second))
 		})

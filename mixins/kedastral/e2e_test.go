@@ -27,6 +27,7 @@ import (
 	"github.com/kedastral/kedastral/engine/trace"
 	"github.com/kedastral/kedastral/promapi"
 	"github.com/kedastral/kedastral/promapi/promtest"
+	"github.com/kedastral/kedastral/test/testutil"
 )
 
 const (
@@ -170,18 +171,15 @@ spec:
 
 	// A few cycles written, then the forecaster's samples are what the rules see.
 	var written time.Time
-	eventually(t, 60*time.Second, "three successful cycles", func() string {
+	testutil.Eventually(t, 60*time.Second, "three successful cycles", func() (string, bool) {
 		st := mgr.Status()[0]
 		if st.LastSuccess.IsZero() {
-			return "no successful cycle yet"
+			return "no successful cycle yet", false
 		}
 		if written.IsZero() {
 			written = st.LastSuccess
 		}
-		if !st.LastSuccess.After(written.Add(1500 * time.Millisecond)) {
-			return fmt.Sprintf("last success %v", st.LastSuccess)
-		}
-		return ""
+		return fmt.Sprintf("last success %v", st.LastSuccess), st.LastSuccess.After(written.Add(1500 * time.Millisecond))
 	})
 	observed := instant(t, q, forecast.ObservedMetric+`{policy="demo"}`)
 	for _, svc := range []string{"a", "b"} {
@@ -256,7 +254,7 @@ spec:
 	sort.Strings(names)
 	for _, name := range names {
 		exp := want[name]
-		eventually(t, 30*time.Second, name, func() string {
+		testutil.Eventually(t, 30*time.Second, name, func() (string, bool) {
 			got := instant(t, q, name)
 			var diffs []string
 			for k, v := range exp {
@@ -271,7 +269,7 @@ spec:
 			if len(got) != len(exp) {
 				diffs = append(diffs, fmt.Sprintf("%d series, want %d: %v", len(got), len(exp), keysOf(got)))
 			}
-			return strings.Join(diffs, "; ")
+			return strings.Join(diffs, "; "), len(diffs) == 0
 		})
 	}
 	age := instant(t, q, "policy:kedastral_forecast_age:seconds")
@@ -281,30 +279,13 @@ spec:
 
 	// The forecaster is scraped (twice, for rates): its own metrics are there
 	// for the dashboards.
-	eventually(t, 30*time.Second, "the forecaster's /metrics scraped", func() string {
-		if got := instant(t, q, `rate(kedastral_forecaster_cycles_total{job="kedastral-forecaster", policy="demo"}[1m])`); len(got) != 1 {
-			return fmt.Sprintf("%d series", len(got))
-		}
-		return ""
+	testutil.Eventually(t, 30*time.Second, "the forecaster's /metrics scraped", func() (string, bool) {
+		got := instant(t, q, `rate(kedastral_forecaster_cycles_total{job="kedastral-forecaster", policy="demo"}[1m])`)
+		return fmt.Sprintf("%d series", len(got)), len(got) == 1
 	})
 
 	t.Run("rules evaluate without error", func(t *testing.T) { checkRuleHealth(t, srv.URL()) })
 	t.Run("dashboard queries", func(t *testing.T) { checkDashboardQueries(t, q) })
-}
-
-func eventually(t *testing.T, limit time.Duration, what string, f func() string) {
-	t.Helper()
-	deadline := time.Now().Add(limit)
-	for {
-		why := f()
-		if why == "" {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%s: not within %s: %s", what, limit, why)
-		}
-		time.Sleep(250 * time.Millisecond)
-	}
 }
 
 func instant(t *testing.T, q *promapi.Client, query string) map[string]promapi.Sample {

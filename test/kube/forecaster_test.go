@@ -1,7 +1,6 @@
 package kube_test
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -9,117 +8,31 @@ import (
 	"net"
 	"net/http"
 	"net/url"
-	"os/exec"
 	"strconv"
 	"strings"
-	"sync"
-	"syscall"
 	"testing"
 	"time"
 
-	"github.com/prometheus/prometheus/model/labels"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 
 	"github.com/kedastral/kedastral/promapi/promtest"
+	"github.com/kedastral/kedastral/test/testutil"
 )
 
 var policyGVR = schema.GroupVersionResource{Group: "kedastral.io", Version: "v1alpha1", Resource: "forecastpolicies"}
 
-// load is the constant value of app_load in the test's history.
-const load = 42.0
-
-// history writes three hours of app_load = 42 into TSDB blocks.
-func history(t *testing.T) string {
-	t.Helper()
-	promtest.RequireBinaries(t)
-	dir := t.TempDir()
-	now := time.Now().Truncate(time.Minute)
-	s := promtest.Series{Name: "app_load", Labels: labels.FromStrings("job", "api")}
-	for i := 180; i >= 0; i-- {
-		s.Points = append(s.Points, promtest.Point{T: now.Add(-time.Duration(i) * time.Minute).UnixMilli(), V: load})
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-	defer cancel()
-	if err := promtest.CreateBlocks(ctx, dir, []promtest.Series{s}); err != nil {
-		t.Fatal(err)
-	}
-	return dir
-}
-
-// syncBuffer is a bytes.Buffer safe for a process writing and a test reading.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
-// eventually polls f every 200ms until it reports done or limit passes.
-func eventually(t *testing.T, limit time.Duration, what string, f func() (string, bool)) string {
-	t.Helper()
-	deadline := time.Now().Add(limit)
-	for {
-		last, ok := f()
-		if ok {
-			return last
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("no %s within %s; last: %s", what, limit, last)
-		}
-		time.Sleep(200 * time.Millisecond)
-	}
-}
-
 // startForecaster runs `kedastral forecaster --policies.source=kubernetes`
 // against the cluster and prom, and stops it at the end of the test.
-func startForecaster(t *testing.T, c *cluster, promURL string, extra ...string) *syncBuffer {
+func startForecaster(t *testing.T, c *cluster, promURL string, extra ...string) *testutil.Buffer {
 	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	web := l.Addr().String()
-	l.Close()
-	logs := &syncBuffer{}
+	web := testutil.FreeAddr(t)
 	args := append([]string{"forecaster", "--policies.source=kubernetes", "--kubeconfig=" + c.kubeconfig,
 		"--prometheus.url=" + promURL, "--web.listen-address=" + web,
 		"--kubernetes.debounce=200ms", "--kubernetes.status-interval=300ms"}, extra...)
-	cmd := exec.Command(kedastralBinary(t), args...)
-	cmd.Stdout, cmd.Stderr = logs, logs
-	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	exited := make(chan error, 1)
-	go func() { exited <- cmd.Wait() }()
-	t.Cleanup(func() {
-		_ = cmd.Process.Signal(syscall.SIGTERM)
-		select {
-		case err := <-exited:
-			if err != nil {
-				t.Errorf("forecaster exited with %v after SIGTERM", err)
-			}
-		case <-time.After(15 * time.Second):
-			_ = cmd.Process.Kill()
-			t.Error("forecaster did not stop within 15s of SIGTERM")
-		}
-		if t.Failed() {
-			t.Logf("forecaster log:\n%s", logs.String())
-		}
-	})
-	eventually(t, 30*time.Second, "ready forecaster", func() (string, bool) {
+	fc := testutil.Start(t, testutil.ProcOptions{Name: "forecaster", CleanExit: true}, testutil.Kedastral(t), args...)
+	testutil.Eventually(t, 30*time.Second, "ready forecaster", func() (string, bool) {
 		resp, err := http.Get("http://" + web + "/-/ready")
 		if err != nil {
 			return err.Error(), false
@@ -127,7 +40,7 @@ func startForecaster(t *testing.T, c *cluster, promURL string, extra ...string) 
 		resp.Body.Close()
 		return resp.Status, resp.StatusCode == 200
 	})
-	return logs
+	return fc.Logs
 }
 
 // promQuery runs an instant query and returns each series' labels and value.
@@ -217,7 +130,7 @@ func statusString(o *unstructured.Unstructured) string {
 // status subresource.
 func TestForecasterKubernetes(t *testing.T) {
 	c := getCluster(t)
-	prom := promtest.StartInT(t, history(t), promtest.Options{})
+	prom := promtest.StartInT(t, testutil.LoadHistory(t), promtest.Options{})
 	a, b := c.namespace(t, "team-a"), c.namespace(t, "team-b")
 	// Only these two: other tests leave policies elsewhere.
 	logs := startForecaster(t, c, prom.URL(), "--kubernetes.namespaces="+a+","+b)
@@ -237,8 +150,8 @@ func TestForecasterKubernetes(t *testing.T) {
 	// At least what reactive scaling asks for the observed load
 	// (neverBelowReactive), and the forecast of a constant load is that load.
 	for ns, perPod := range map[string]float64{a: 10, b: 5} {
-		want := float64(int((load + perPod - 1) / perPod))
-		eventually(t, 60*time.Second, "kedastral_desired_replicas of "+ns+"/api", func() (string, bool) {
+		want := float64(int((testutil.AppLoad + perPod - 1) / perPod))
+		testutil.Eventually(t, 60*time.Second, "kedastral_desired_replicas of "+ns+"/api", func() (string, bool) {
 			v, ok := desired(ns)
 			return fmt.Sprint(v, ok), ok && v >= want && v <= want+1
 		})
@@ -268,7 +181,7 @@ func TestForecasterKubernetes(t *testing.T) {
 	// The status follows: Ready, the series count, the desired replicas
 	// that Prometheus has, the model, the generation.
 	var st *unstructured.Unstructured
-	eventually(t, 30*time.Second, "Ready status of team-a/api", func() (string, bool) {
+	testutil.Eventually(t, 30*time.Second, "Ready status of team-a/api", func() (string, bool) {
 		st = c.getPolicy(t, a, "api")
 		s, _, _ := condition(st, "Ready")
 		return statusString(st), s == "True"
@@ -312,11 +225,11 @@ func TestForecasterKubernetes(t *testing.T) {
 
 	// Editing the policy changes the output: a fifth of the capacity per pod.
 	c.applyYAML(t, policyYAML("api", a, "{targetPerPod: 2, min: 1, max: 50}", "", ""))
-	eventually(t, 30*time.Second, "desired replicas after the edit", func() (string, bool) {
+	testutil.Eventually(t, 30*time.Second, "desired replicas after the edit", func() (string, bool) {
 		v, ok := desired(a)
 		return fmt.Sprint(v), ok && v >= 21
 	})
-	eventually(t, 30*time.Second, "status of generation 2", func() (string, bool) {
+	testutil.Eventually(t, 30*time.Second, "status of generation 2", func() (string, bool) {
 		st := c.getPolicy(t, a, "api")
 		s, _, _ := condition(st, "Ready")
 		d, _, _ := unstructured.NestedString(st.Object, "status", "desiredReplicas")
@@ -329,7 +242,7 @@ func TestForecasterKubernetes(t *testing.T) {
 	// checked by the API server): Ready=False naming the field, and the
 	// others keep running.
 	c.applyYAML(t, policyYAML("broken", a, "", "", "[{name: rps, query: 'sum(app_load'}]"))
-	eventually(t, 30*time.Second, "Ready=False on the broken query", func() (string, bool) {
+	testutil.Eventually(t, 30*time.Second, "Ready=False on the broken query", func() (string, bool) {
 		st := c.getPolicy(t, a, "broken")
 		s, r, m := condition(st, "Ready")
 		return statusString(st), s == "False" && r == "InvalidQuery" && strings.Contains(m, "spec.sources[0].query") && strings.Contains(m, "PromQL")
@@ -353,7 +266,7 @@ metadata: {name: down, namespace: %s}
 spec: {url: %q}
 `, a, deadURL))
 	c.applyYAML(t, policyYAML("unreachable", a, "", "  dataSourceRef: {name: down}\n", ""))
-	eventually(t, 60*time.Second, "Degraded=True on the unreachable data source", func() (string, bool) {
+	testutil.Eventually(t, 60*time.Second, "Degraded=True on the unreachable data source", func() (string, bool) {
 		st := c.getPolicy(t, a, "unreachable")
 		s, r, _ := condition(st, "Degraded")
 		return statusString(st), s == "True" && r == "DataSourceUnreachable"
@@ -364,7 +277,7 @@ spec: {url: %q}
 	c.applyYAML(t, fmt.Sprintf("apiVersion: kedastral.io/v1alpha1\nkind: DataSource\nmetadata: {name: no-scheme, namespace: %s}\nspec: {url: 'prometheus:9090'}\n", a))
 	dsGVR := schema.GroupVersionResource{Group: "kedastral.io", Version: "v1alpha1", Resource: "datasources"}
 	for name, want := range map[string]string{"down": "True", "no-scheme": "False"} {
-		eventually(t, 30*time.Second, "DataSource "+name+" Ready="+want, func() (string, bool) {
+		testutil.Eventually(t, 30*time.Second, "DataSource "+name+" Ready="+want, func() (string, bool) {
 			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 			defer cancel()
 			ds, err := c.dyn.Resource(dsGVR).Namespace(a).Get(ctx, name, metav1.GetOptions{})
@@ -384,7 +297,7 @@ spec: {url: %q}
 	for i := range 8 {
 		c.applyYAML(t, policyYAML(fmt.Sprintf("burst-%d", i), b, "", "", ""))
 	}
-	eventually(t, 30*time.Second, "the burst applied", func() (string, bool) {
+	testutil.Eventually(t, 30*time.Second, "the burst applied", func() (string, bool) {
 		for i := range 8 {
 			s, _, _ := condition(c.getPolicy(t, b, fmt.Sprintf("burst-%d", i)), "Ready")
 			if s == "" {

@@ -16,6 +16,7 @@ import (
 	"k8s.io/apimachinery/pkg/runtime/schema"
 
 	"github.com/kedastral/kedastral/promapi/promtest"
+	"github.com/kedastral/kedastral/test/testutil"
 )
 
 var chartDir = filepath.Join(repoRoot, "deploy", "helm", "kedastral")
@@ -146,7 +147,7 @@ var leaseGVR = schema.GroupVersionResource{Group: "coordination.k8s.io", Version
 func TestChartRBAC(t *testing.T) {
 	c := getCluster(t)
 	helmBinary(t)
-	prom := promtest.StartInT(t, history(t), promtest.Options{})
+	prom := promtest.StartInT(t, testutil.LoadHistory(t), promtest.Options{})
 	release := c.namespace(t, "kedastral-rbac")
 	watched := c.namespace(t, "rbac-watched")
 	out, err := helm(t, c, "template", "kedastral", chartDir, "--namespace="+release,
@@ -199,7 +200,7 @@ current-context: test
 		"--leader-election.lease-duration=4s", "--leader-election.renew-deadline=3s", "--leader-election.retry-period=1s")
 
 	c.applyYAML(t, policyYAML("api", watched, "", "", ""))
-	eventually(t, 60*time.Second, "Ready status written with the chart's RBAC", func() (string, bool) {
+	testutil.Eventually(t, 60*time.Second, "Ready status written with the chart's RBAC", func() (string, bool) {
 		st := c.getPolicy(t, watched, "api")
 		s, _, _ := condition(st, "Ready")
 		return statusString(st), s == "True"

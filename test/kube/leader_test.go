@@ -3,18 +3,16 @@ package kube_test
 import (
 	"encoding/json"
 	"fmt"
-	"net"
 	"net/http"
-	"os/exec"
 	"regexp"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 
 	"github.com/kedastral/kedastral/promapi/promtest"
+	"github.com/kedastral/kedastral/test/testutil"
 )
 
 var klogLine = regexp.MustCompile(`(?m)^[IWEF]\d{4} \d\d:\d\d:\d\d.*$`)
@@ -41,52 +39,28 @@ func policiesRunning(web string) int {
 // leader is killed.
 func TestLeaderElection(t *testing.T) {
 	c := getCluster(t)
-	prom := promtest.StartInT(t, history(t), promtest.Options{})
+	prom := promtest.StartInT(t, testutil.LoadHistory(t), promtest.Options{})
 	ns := c.namespace(t, "leader")
 	c.applyYAML(t, policyYAML("api", ns, "", "", ""))
 
 	type replica struct {
-		web  string
-		cmd  *exec.Cmd
-		done chan struct{}
-		logs *syncBuffer
+		web string
+		*testutil.Proc
 	}
 	start := func() *replica {
-		l, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		r := &replica{web: l.Addr().String(), done: make(chan struct{}), logs: &syncBuffer{}}
-		l.Close()
-		r.cmd = exec.Command(kedastralBinary(t), "forecaster", "--policies.source=kubernetes", "--kubeconfig="+c.kubeconfig,
-			"--prometheus.url="+prom.URL(), "--web.listen-address="+r.web, "--kubernetes.namespaces="+ns,
+		web := testutil.FreeAddr(t)
+		p := testutil.Start(t, testutil.ProcOptions{Name: "forecaster " + web}, testutil.Kedastral(t),
+			"forecaster", "--policies.source=kubernetes", "--kubeconfig="+c.kubeconfig,
+			"--prometheus.url="+prom.URL(), "--web.listen-address="+web, "--kubernetes.namespaces="+ns,
 			"--kubernetes.debounce=200ms", "--kubernetes.status-interval=300ms",
 			"--leader-election.enabled", "--leader-election.namespace="+ns, "--leader-election.lease-name=kedastral-test",
 			"--leader-election.lease-duration=3s", "--leader-election.renew-deadline=2s", "--leader-election.retry-period=500ms")
-		r.cmd.Stdout, r.cmd.Stderr = r.logs, r.logs
-		r.cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
-		if err := r.cmd.Start(); err != nil {
-			t.Fatal(err)
-		}
-		go func() { _ = r.cmd.Wait(); close(r.done) }()
-		t.Cleanup(func() {
-			_ = r.cmd.Process.Signal(syscall.SIGTERM)
-			select {
-			case <-r.done:
-			case <-time.After(15 * time.Second):
-				_ = r.cmd.Process.Kill()
-				<-r.done
-			}
-			if t.Failed() {
-				t.Logf("forecaster %s log:\n%s", r.web, r.logs.String())
-			}
-		})
-		return r
+		return &replica{web, p}
 	}
 	t0 := time.Now()
 	r1, r2 := start(), start()
 	var leader, standby *replica
-	eventually(t, 30*time.Second, "one leader running the policy", func() (string, bool) {
+	testutil.Eventually(t, 30*time.Second, "one leader running the policy", func() (string, bool) {
 		n1, n2 := policiesRunning(r1.web), policiesRunning(r2.web)
 		switch {
 		case n1 == 1 && n2 == 0:
@@ -106,12 +80,12 @@ func TestLeaderElection(t *testing.T) {
 			t.Fatalf("the standby runs %d policies while the leader lives", n)
 		}
 	}
-	if !strings.Contains(standby.logs.String(), "another replica leads") {
+	if !strings.Contains(standby.Logs.String(), "another replica leads") {
 		t.Error("the standby does not log that another replica leads")
 	}
 	// client-go's own log lines (klog) come in the forecaster's format.
 	for _, r := range []*replica{r1, r2} {
-		if l := klogLine.FindString(r.logs.String()); l != "" {
+		if l := klogLine.FindString(r.Logs.String()); l != "" {
 			t.Errorf("a klog line in the forecaster's log: %q", l)
 		}
 	}
@@ -129,19 +103,18 @@ func TestLeaderElection(t *testing.T) {
 		return ""
 	}
 	var readySince string
-	eventually(t, 30*time.Second, "Ready=True under the first leader", func() (string, bool) {
+	testutil.Eventually(t, 30*time.Second, "Ready=True under the first leader", func() (string, bool) {
 		readySince = readyAt()
 		return readySince, readySince != ""
 	})
 	killed := time.Now()
-	_ = leader.cmd.Process.Kill()
-	<-leader.done
-	eventually(t, 30*time.Second, "the standby taking over", func() (string, bool) {
+	_ = leader.Kill()
+	testutil.Eventually(t, 30*time.Second, "the standby taking over", func() (string, bool) {
 		n := policiesRunning(standby.web)
 		return fmt.Sprint(n), n == 1
 	})
 	t.Logf("standby took over %s after the leader was killed (lease duration 3s)", time.Since(killed).Round(100*time.Millisecond))
-	eventually(t, 30*time.Second, "the new leader writing the policy's status", func() (string, bool) {
+	testutil.Eventually(t, 30*time.Second, "the new leader writing the policy's status", func() (string, bool) {
 		st := c.getPolicy(t, ns, "api")
 		s, _, _ := condition(st, "Ready")
 		ts, _, _ := unstructured.NestedString(st.Object, "status", "lastEvaluationTime")

@@ -3,10 +3,9 @@ package kube_test
 import (
 	"fmt"
 	"os"
-	"os/exec"
-	"path/filepath"
-	"sync"
 	"testing"
+
+	"github.com/kedastral/kedastral/test/testutil"
 )
 
 func TestMain(m *testing.M) { os.Exit(run(m)) }
@@ -19,31 +18,10 @@ func run(m *testing.M) int {
 	}
 	defer os.RemoveAll(dir)
 	sharedDir = dir
+	defer testutil.RemoveKedastral()
 	code := m.Run()
 	if shared != nil {
 		shared.stop()
 	}
 	return code
-}
-
-var (
-	binary     string
-	binaryErr  error
-	binaryOnce sync.Once
-)
-
-// kedastralBinary builds the kedastral binary once.
-func kedastralBinary(t *testing.T) string {
-	t.Helper()
-	binaryOnce.Do(func() {
-		binary = filepath.Join(sharedDir, "kedastral")
-		out, err := exec.Command("go", "build", "-o", binary, filepath.Join(repoRoot, "cmd", "kedastral")).CombinedOutput()
-		if err != nil {
-			binaryErr = fmt.Errorf("go build: %v\n%s", err, out)
-		}
-	})
-	if binaryErr != nil {
-		t.Fatal(binaryErr)
-	}
-	return binary
 }

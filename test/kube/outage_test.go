@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/kedastral/kedastral/promapi/promtest"
+	"github.com/kedastral/kedastral/test/testutil"
 )
 
 // TestAPIServerOutage stops the API server under a running forecaster (on a
@@ -20,7 +21,7 @@ func TestAPIServerOutage(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer c.stop()
-	prom := promtest.StartInT(t, history(t), promtest.Options{})
+	prom := promtest.StartInT(t, testutil.LoadHistory(t), promtest.Options{})
 	ns := c.namespace(t, "outage")
 	const n = 5
 	for i := range n {
@@ -29,7 +30,7 @@ func TestAPIServerOutage(t *testing.T) {
 	// Statuses refreshed every second, so each round has writes to try.
 	logs := startForecaster(t, c, prom.URL(), "--kubernetes.status-refresh=1s")
 	for i := range n {
-		eventually(t, 60*time.Second, fmt.Sprintf("p%d Ready", i), func() (string, bool) {
+		testutil.Eventually(t, 60*time.Second, fmt.Sprintf("p%d Ready", i), func() (string, bool) {
 			st := c.getPolicy(t, ns, fmt.Sprintf("p%d", i))
 			s, _, _ := condition(st, "Ready")
 			return statusString(st), s == "True"

@@ -2,10 +2,7 @@ package kube_test
 
 import (
 	"context"
-	"net"
 	"net/http"
-	"os/exec"
-	"syscall"
 	"testing"
 	"time"
 
@@ -13,44 +10,17 @@ import (
 	"google.golang.org/grpc/credentials/insecure"
 
 	pb "github.com/kedastral/kedastral/proto"
+	"github.com/kedastral/kedastral/test/testutil"
 )
 
 // startScaler runs `kedastral scaler` against prom and returns a client of
 // its gRPC External Scaler, as KEDA calls it.
 func startScaler(t *testing.T, promURL string) pb.ExternalScalerClient {
 	t.Helper()
-	addr := func() string {
-		l, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer l.Close()
-		return l.Addr().String()
-	}
-	grpcAddr, web := addr(), addr()
-	logs := &syncBuffer{}
-	cmd := exec.Command(kedastralBinary(t), "scaler", "--prometheus.url="+promURL, "--grpc.listen-address="+grpcAddr,
-		"--web.listen-address="+web, "--cache.ttl=0")
-	cmd.Stdout, cmd.Stderr = logs, logs
-	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	done := make(chan struct{})
-	go func() { _ = cmd.Wait(); close(done) }()
-	t.Cleanup(func() {
-		_ = cmd.Process.Signal(syscall.SIGTERM)
-		select {
-		case <-done:
-		case <-time.After(15 * time.Second):
-			_ = cmd.Process.Kill()
-			<-done
-		}
-		if t.Failed() {
-			t.Logf("scaler log:\n%s", logs.String())
-		}
-	})
-	eventually(t, 30*time.Second, "ready scaler", func() (string, bool) {
+	grpcAddr, web := testutil.FreeAddr(t), testutil.FreeAddr(t)
+	testutil.Start(t, testutil.ProcOptions{Name: "scaler"}, testutil.Kedastral(t), "scaler", "--prometheus.url="+promURL,
+		"--grpc.listen-address="+grpcAddr, "--web.listen-address="+web, "--cache.ttl=0")
+	testutil.Eventually(t, 30*time.Second, "ready scaler", func() (string, bool) {
 		resp, err := http.Get("http://" + web + "/-/ready")
 		if err != nil {
 			return err.Error(), false

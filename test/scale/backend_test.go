@@ -13,6 +13,7 @@ import (
 
 	"github.com/kedastral/kedastral/promapi"
 	"github.com/kedastral/kedastral/promapi/promtest"
+	"github.com/kedastral/kedastral/test/testutil"
 )
 
 // backend is a Prometheus-compatible store: a query API and a remote-write
@@ -68,8 +69,8 @@ func victoriaMetricsBinary(t *testing.T) string {
 func startVictoriaMetrics(t *testing.T, series []promtest.Series) backend {
 	t.Helper()
 	bin := victoriaMetricsBinary(t)
-	addr := freeAddr(t)
-	start(t, "victoria-metrics", bin,
+	addr := testutil.FreeAddr(t)
+	testutil.Start(t, testutil.ProcOptions{Name: "victoria-metrics"}, bin,
 		"-storageDataPath="+t.TempDir(),
 		"-httpListenAddr="+addr,
 		"-retentionPeriod=100y",
@@ -79,7 +80,7 @@ func startVictoriaMetrics(t *testing.T, series []promtest.Series) backend {
 		"-loggerLevel=WARN",
 	)
 	b := backend{name: "victoriametrics", url: "http://" + addr, remoteWriteURL: "http://" + addr + "/api/v1/write"}
-	eventually(t, 30*time.Second, "healthy victoria-metrics", func() (string, bool) {
+	testutil.Eventually(t, 30*time.Second, "healthy victoria-metrics", func() (string, bool) {
 		code, body := get(t, b.url+"/health")
 		return body, code == 200
 	})

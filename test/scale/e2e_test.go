@@ -13,6 +13,7 @@ import (
 	"google.golang.org/grpc/credentials/insecure"
 
 	pb "github.com/kedastral/kedastral/proto"
+	"github.com/kedastral/kedastral/test/testutil"
 )
 
 const fleetPolicy = `apiVersion: kedastral.io/v1alpha1
@@ -57,12 +58,12 @@ func TestEndToEndVictoriaMetrics(t *testing.T) {
 // forecaster is gone.
 func endToEnd(t *testing.T, b backend) {
 	policyFile := writePolicy(t)
-	_, stopForecaster := startOnFreePorts(t, "forecaster", binary, 1, func(a []string) []string {
+	_, fc := startOnFreePorts(t, "forecaster", 1, func(a []string) []string {
 		return []string{"forecaster", "--config.file=" + policyFile,
 			"--prometheus.url=" + b.url, "--remote-write.url=" + b.remoteWriteURL,
 			"--web.listen-address=" + a[0], "--log.level=debug"}
 	})
-	eventually(t, 60*time.Second, "kedastral_desired_replicas of every deployment in "+b.name, func() (string, bool) {
+	testutil.Eventually(t, 60*time.Second, "kedastral_desired_replicas of every deployment in "+b.name, func() (string, bool) {
 		v, body := instant(t, b.url, `kedastral_desired_replicas{policy="fleet"}`)
 		if len(v) != len(e2eDesired) {
 			return body, false
@@ -75,12 +76,12 @@ func endToEnd(t *testing.T, b backend) {
 		return body, true
 	})
 
-	addrs, _ := startOnFreePorts(t, "scaler", binary, 2, func(a []string) []string {
+	addrs, _ := startOnFreePorts(t, "scaler", 2, func(a []string) []string {
 		return []string{"scaler", "--prometheus.url=" + b.url,
 			"--grpc.listen-address=" + a[0], "--web.listen-address=" + a[1], "--cache.ttl=0s"}
 	})
 	grpcAddr, web := addrs[0], addrs[1]
-	eventually(t, 30*time.Second, "ready scaler", func() (string, bool) {
+	testutil.Eventually(t, 30*time.Second, "ready scaler", func() (string, bool) {
 		code, body := get(t, "http://"+web+"/-/ready")
 		return body, code == 200
 	})
@@ -115,8 +116,8 @@ func endToEnd(t *testing.T, b backend) {
 
 	// Without the forecaster, the newest sample ages past maxForecastAge:
 	// the scaler must see the sample's own time stamp, not the query's.
-	stopForecaster()
-	eventually(t, 30*time.Second, "a stale answer", func() (string, bool) {
+	fc.Stop()
+	testutil.Eventually(t, 30*time.Second, "a stale answer", func() (string, bool) {
 		resp, err := client.GetMetrics(ctx, &pb.GetMetricsRequest{ScaledObjectRef: ref("api")})
 		if err != nil && !strings.Contains(err.Error(), "stale") {
 			t.Fatalf("GetMetrics after the forecaster stopped: %v, want a stale forecast", err)

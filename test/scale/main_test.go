@@ -5,131 +5,48 @@
 package scale
 
 import (
-	"bytes"
 	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
 	"net/url"
 	"os"
-	"os/exec"
-	"path/filepath"
 	"strings"
-	"sync"
-	"syscall"
 	"testing"
 	"time"
+
+	"github.com/kedastral/kedastral/test/testutil"
 )
 
-// binary is the kedastral binary, built once.
-var binary string
-
 func TestMain(m *testing.M) {
-	dir, err := os.MkdirTemp("", "kedastral-scale")
-	if err != nil {
-		panic(err)
-	}
-	binary = filepath.Join(dir, "kedastral")
-	out, err := exec.Command("go", "build", "-o", binary, "github.com/kedastral/kedastral/cmd/kedastral").CombinedOutput()
-	if err != nil {
-		os.RemoveAll(dir)
-		panic("go build: " + err.Error() + "\n" + string(out))
-	}
 	code := m.Run()
-	os.RemoveAll(dir)
+	testutil.RemoveKedastral()
 	os.Exit(code)
 }
 
-func freeAddr(t *testing.T) string { return freeAddrTB(t) }
-
-// safeBuffer is a bytes.Buffer a process writes to while the test reads it.
-type safeBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *safeBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *safeBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
-// start runs the binary with args until the test ends (or stop is called),
-// then stops it with SIGTERM (bounded) and logs its output when the test
-// failed.
-func start(t *testing.T, name, bin string, args ...string) (stop func()) {
-	t.Helper()
-	stop, _, _ = startProc(t, name, bin, args...)
-	return stop
-}
-
-// startOnFreePorts starts the binary with the arguments args builds from n
-// free loopback addresses, and starts it again on new ones when another
-// process took one of them between the test's pick and the binary's bind
-// (at most 3 tries). It returns the addresses in use and the stop function.
-func startOnFreePorts(t *testing.T, name, bin string, n int, args func(addrs []string) []string) ([]string, func()) {
+// startOnFreePorts starts the kedastral binary with the arguments args
+// builds from n free loopback addresses, and starts it again on new ones
+// when another process took one of them between the test's pick and the
+// binary's bind (at most 3 tries). It returns the addresses in use and the
+// process.
+func startOnFreePorts(t *testing.T, name string, n int, args func(addrs []string) []string) ([]string, *testutil.Proc) {
 	t.Helper()
 	for try := 1; ; try++ {
 		addrs := make([]string, n)
 		for i := range addrs {
-			addrs[i] = freeAddr(t)
+			addrs[i] = testutil.FreeAddr(t)
 		}
-		stop, done, logs := startProc(t, name, bin, args(addrs)...)
+		p := testutil.Start(t, testutil.ProcOptions{Name: name}, testutil.Kedastral(t), args(addrs)...)
 		select {
-		case <-done:
-			if strings.Contains(logs.String(), "address already in use") && try < 3 {
-				stop()
+		case <-p.Done():
+			if strings.Contains(p.Logs.String(), "address already in use") && try < 3 {
 				continue
 			}
-			t.Fatalf("%s exited at start:\n%s", name, logs.String())
+			t.Fatalf("%s exited at start:\n%s", name, p.Logs.String())
 		case <-time.After(2 * time.Second):
 		}
-		return addrs, stop
+		return addrs, p
 	}
-}
-
-// startProc is start that also returns a channel closed when the process
-// has exited, and its output.
-func startProc(t *testing.T, name, bin string, args ...string) (stop func(), done <-chan struct{}, logs *safeBuffer) {
-	t.Helper()
-	logs = &safeBuffer{}
-	cmd := exec.Command(bin, args...)
-	cmd.Stdout, cmd.Stderr = logs, logs
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	exited := make(chan struct{})
-	go func() { _ = cmd.Wait(); close(exited) }()
-	var once sync.Once
-	stop = func() {
-		once.Do(func() {
-			_ = cmd.Process.Signal(syscall.SIGTERM)
-			select {
-			case <-exited:
-			case <-time.After(15 * time.Second):
-				_ = cmd.Process.Kill()
-				<-exited
-				t.Errorf("%s did not stop within 15s of SIGTERM", name)
-			}
-		})
-	}
-	t.Cleanup(func() {
-		stop()
-		if t.Failed() {
-			out := logs.String()
-			if len(out) > 8000 {
-				out = "…" + out[len(out)-8000:]
-			}
-			t.Logf("%s log:\n%s", name, out)
-		}
-	})
-	return stop, exited, logs
 }
 
 func get(t *testing.T, u string) (int, string) {
@@ -142,23 +59,6 @@ func get(t *testing.T, u string) (int, string) {
 	defer resp.Body.Close()
 	body, _ := io.ReadAll(resp.Body)
 	return resp.StatusCode, string(body)
-}
-
-// eventually polls f every 250ms until it reports true, or fails the test
-// after limit with f's last word.
-func eventually(t *testing.T, limit time.Duration, what string, f func() (string, bool)) {
-	t.Helper()
-	deadline := time.Now().Add(limit)
-	for {
-		last, ok := f()
-		if ok {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("no %s within %s; last: %s", what, limit, last)
-		}
-		time.Sleep(250 * time.Millisecond)
-	}
 }
 
 // vector is an instant query's result: labels and value per series.

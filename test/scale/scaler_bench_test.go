@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"os"
-	"os/exec"
 	"strconv"
 	"strings"
 	"testing"
@@ -18,6 +17,7 @@ import (
 	"github.com/kedastral/kedastral/promapi"
 	"github.com/kedastral/kedastral/promapi/promtest"
 	pb "github.com/kedastral/kedastral/proto"
+	"github.com/kedastral/kedastral/test/testutil"
 )
 
 // procCPU is the user and system CPU time of process pid so far, from
@@ -69,29 +69,18 @@ func BenchmarkScalerOpenLoop(b *testing.B) {
 		b.Fatal(err)
 	}
 
-	grpcAddr, web := freeAddrTB(b), freeAddrTB(b)
-	cmd := exec.Command(binary, "scaler", "--prometheus.url="+prom.URL(),
-		"--grpc.listen-address="+grpcAddr, "--web.listen-address="+web, "--cache.ttl=1h", "--log.level=warn")
+	grpcAddr, web := testutil.FreeAddr(b), testutil.FreeAddr(b)
 	// The scaler's garbage collector, apart from the load generator's
 	// (which stands in for KEDA, elsewhere in a cluster).
-	cmd.Env = os.Environ()
+	var env []string
 	for _, k := range []string{"GOGC", "GOMEMLIMIT"} {
 		if v, ok := os.LookupEnv("KEDASTRAL_BENCH_SCALER_" + k); ok {
-			cmd.Env = append(cmd.Env, k+"="+v)
+			env = append(env, k+"="+v)
 		}
 	}
-	logs := &safeBuffer{}
-	cmd.Stdout, cmd.Stderr = logs, logs
-	if err := cmd.Start(); err != nil {
-		b.Fatal(err)
-	}
-	defer func() {
-		_ = cmd.Process.Kill()
-		_ = cmd.Wait()
-		if b.Failed() {
-			b.Logf("scaler log:\n%s", logs.String())
-		}
-	}()
+	sc := testutil.Start(b, testutil.ProcOptions{Name: "scaler", Env: env}, testutil.Kedastral(b), "scaler", "--prometheus.url="+prom.URL(),
+		"--grpc.listen-address="+grpcAddr, "--web.listen-address="+web, "--cache.ttl=1h", "--log.level=warn")
+	defer sc.Kill()
 	var clients []pb.ExternalScalerClient
 	for range 4 {
 		conn, err := grpc.NewClient(grpcAddr, grpc.WithTransportCredentials(insecure.NewCredentials()))
@@ -120,7 +109,7 @@ func BenchmarkScalerOpenLoop(b *testing.B) {
 	}
 
 	b.ResetTimer()
-	cpu0 := procCPU(b, cmd.Process.Pid)
+	cpu0 := procCPU(b, sc.Cmd.Process.Pid)
 	res, err := loadtest.Run(b.N, 64, rate, func(w, i int) error {
 		_, err := clients[w%len(clients)].GetMetrics(ctx, reqs[i%n])
 		return err
@@ -129,16 +118,7 @@ func BenchmarkScalerOpenLoop(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	cpu := procCPU(b, cmd.Process.Pid) - cpu0
+	cpu := procCPU(b, sc.Cmd.Process.Pid) - cpu0
 	res.Report(b)
 	b.ReportMetric(float64(cpu.Microseconds())/float64(b.N), "server-cpu-µs/req")
-}
-
-func freeAddrTB(tb testing.TB) string {
-	tb.Helper()
-	a, err := promtest.FreeAddr()
-	if err != nil {
-		tb.Fatal(err)
-	}
-	return a
 }

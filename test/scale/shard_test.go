@@ -10,6 +10,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/kedastral/kedastral/test/testutil"
 )
 
 // TestShardedForecasters runs three forecaster processes with
@@ -31,7 +33,7 @@ func TestShardedForecasters(t *testing.T) {
 	}
 	webs := make([]string, shards)
 	for i := range shards {
-		addrs, _ := startOnFreePorts(t, fmt.Sprintf("forecaster %d", i), binary, 1, func(a []string) []string {
+		addrs, _ := startOnFreePorts(t, fmt.Sprintf("forecaster %d", i), 1, func(a []string) []string {
 			return []string{"forecaster", "--config.file=" + cfg, "--prometheus.url=" + b.url,
 				"--web.listen-address=" + a[0],
 				"--shard.count=" + strconv.Itoa(shards), "--shard.index=" + strconv.Itoa(i)}
@@ -39,7 +41,7 @@ func TestShardedForecasters(t *testing.T) {
 		webs[i] = addrs[0]
 	}
 
-	eventually(t, 60*time.Second, "every series in Prometheus", func() (string, bool) {
+	testutil.Eventually(t, 60*time.Second, "every series in Prometheus", func() (string, bool) {
 		v, body := instant(t, b.url, `kedastral_desired_replicas{policy="fleet"}`)
 		return body, len(v) == n
 	})
@@ -55,7 +57,7 @@ func TestShardedForecasters(t *testing.T) {
 	owner := map[string]int{}
 	for i, web := range webs {
 		var got []string
-		eventually(t, 30*time.Second, fmt.Sprintf("forecaster %d's series", i), func() (string, bool) {
+		testutil.Eventually(t, 30*time.Second, fmt.Sprintf("forecaster %d's series", i), func() (string, bool) {
 			_, body := get(t, "http://"+web+"/api/v1/policies")
 			var st struct {
 				Data []struct {
