@@ -12,7 +12,6 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/prometheus/model/labels"
-	"github.com/prometheus/prometheus/promql/parser"
 	"go.uber.org/goleak"
 
 	"github.com/kedastral/kedastral/engine/model"
@@ -55,19 +54,7 @@ func (r *recorded) QueryRange(_ context.Context, query string, start, end time.T
 	if r.fail != nil {
 		return nil, r.fail
 	}
-	var matchers []*labels.Matcher
-	if expr, err := parser.NewParser(parser.Options{}).ParseExpr(query); err == nil {
-		parser.Inspect(expr, func(n parser.Node, _ []parser.Node) error {
-			if vs, ok := n.(*parser.VectorSelector); ok {
-				for _, m := range vs.LabelMatchers {
-					if m.Type == labels.MatchRegexp || m.Type == labels.MatchNotRegexp {
-						matchers = append(matchers, m)
-					}
-				}
-			}
-			return nil
-		})
-	}
+	matchers, _ := regexpMatchers(query) // an unparsable query: unfiltered
 	var out []promapi.Series
 	for _, s := range r.series {
 		if !matchAll(matchers, s.Labels) {

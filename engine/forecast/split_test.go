@@ -155,9 +155,18 @@ func histories(e *Evaluator) map[string]string {
 // queryMatchers are the regular-expression matchers of a query's selectors.
 func queryMatchers(t *testing.T, q string) []*labels.Matcher {
 	t.Helper()
-	expr, err := parser.NewParser(parser.Options{}).ParseExpr(q)
+	ms, err := regexpMatchers(q)
 	if err != nil {
 		t.Fatalf("query %s: %v", q, err)
+	}
+	return ms
+}
+
+// regexpMatchers are the regular-expression matchers of q's selectors.
+func regexpMatchers(q string) ([]*labels.Matcher, error) {
+	expr, err := parser.NewParser(parser.Options{}).ParseExpr(q)
+	if err != nil {
+		return nil, err
 	}
 	var ms []*labels.Matcher
 	parser.Inspect(expr, func(n parser.Node, _ []parser.Node) error {
@@ -170,7 +179,7 @@ func queryMatchers(t *testing.T, q string) []*labels.Matcher {
 		}
 		return nil
 	})
-	return ms
+	return ms, nil
 }
 
 // TestEvaluatorFetchSplitsBySeries: when the first chunk of a first fetch
