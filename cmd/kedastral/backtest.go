@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"os"
 	"os/signal"
 	"strconv"
@@ -31,21 +32,24 @@ type BacktestCmd struct {
 		URL     string        `name:"url" xor:"input" required:"" help:"Read the history with the policy's query from this Prometheus instead of --trace."`
 		Timeout time.Duration `name:"timeout" default:"2m" help:"Timeout of each query_range request."`
 	} `embed:"" prefix:"prometheus."`
-	Start         string             `name:"start" default:"-14d" help:"With --prometheus.url: start of the history, as now-relative (-14d), RFC 3339 or Unix seconds."`
-	End           string             `name:"end" default:"now" help:"With --prometheus.url: end of the history (now, -1h, RFC 3339 or Unix seconds)."`
-	Output        string             `name:"output" enum:"text,csv,json,html" default:"text" help:"Output format: text (summary), csv (one row per step), json (summary and rows), html (charts and summary)."`
-	Out           string             `name:"out" placeholder:"FILE" help:"Write the output to FILE instead of standard output."`
-	Warmup        prommodel.Duration `name:"warmup" default:"0s" help:"Replayed but not scored span at the start; 0 means the policy's lookback, at most half the trace."`
-	PodStartup    prommodel.Duration `name:"pod-startup" default:"0s" help:"How long a requested pod takes to be ready in the simulation; 0 means the policy's leadTime."`
-	Tolerance     float64            `name:"hpa.tolerance" default:"0.1" help:"Tolerance of the simulated HPA."`
-	Stabilization prommodel.Duration `name:"hpa.scale-down-stabilization" default:"5m" help:"Scale-down stabilization window of the simulated HPA."`
-	Progress      bool               `name:"progress" default:"true" negatable:"" help:"Show a progress bar on standard error for runs longer than two seconds."`
+	Start         string              `name:"start" default:"-14d" help:"With --prometheus.url: start of the history, as now-relative (-14d), RFC 3339 or Unix seconds."`
+	End           string              `name:"end" default:"now" help:"With --prometheus.url: end of the history (now, -1h, RFC 3339 or Unix seconds)."`
+	Output        string              `name:"output" enum:"text,csv,json,html" default:"text" help:"Output format: text (summary), csv (one row per step), json (summary and rows), html (charts and summary)."`
+	Out           string              `name:"out" placeholder:"FILE" help:"Write the output to FILE instead of standard output."`
+	Warmup        prommodel.Duration  `name:"warmup" default:"0s" help:"Replayed but not scored span at the start; 0 means the policy's lookback, at most half the trace."`
+	PodStartup    prommodel.Duration  `name:"pod-startup" default:"0s" help:"How long a requested pod takes to be ready in the simulation; 0 means the policy's leadTime."`
+	Tolerance     *float64            `name:"hpa.tolerance" placeholder:"FRACTION" help:"Tolerance of the simulated HPA (default: the policy's capacity.tolerance, 0.1 unless set)."`
+	Stabilization *prommodel.Duration `name:"hpa.scale-down-stabilization" placeholder:"DURATION" help:"Scale-down stabilization window of the simulated HPA (default: the policy's capacity.hpaScaleDownStabilization, 5m unless set)."`
+	Progress      bool                `name:"progress" default:"true" negatable:"" help:"Show a progress bar on standard error for runs longer than two seconds."`
 }
 
 // Validate checks the flags.
 func (c *BacktestCmd) Validate() error {
-	if c.Tolerance < 0 || c.Tolerance >= 1 {
-		return fmt.Errorf("--hpa.tolerance must be in [0, 1), got %v", c.Tolerance)
+	if t := c.Tolerance; t != nil && (*t < 0 || *t >= 1 || math.IsNaN(*t)) {
+		return fmt.Errorf("--hpa.tolerance must be in [0, 1), got %v", *t)
+	}
+	if w := c.Stabilization; w != nil && time.Duration(*w) > time.Hour {
+		return fmt.Errorf("--hpa.scale-down-stabilization must be at most 1h, got %s", *w)
 	}
 	return nil
 }
@@ -98,7 +102,13 @@ func (c *BacktestCmd) Run() error {
 	opts := backtest.Options{
 		Policy: p, Trace: h,
 		Warmup: time.Duration(c.Warmup), PodStartup: time.Duration(c.PodStartup),
-		Tolerance: c.Tolerance, ScaleDownStabilization: time.Duration(c.Stabilization),
+		Tolerance: -1, ScaleDownStabilization: -1,
+	}
+	if c.Tolerance != nil {
+		opts.Tolerance = *c.Tolerance
+	}
+	if c.Stabilization != nil {
+		opts.ScaleDownStabilization = time.Duration(*c.Stabilization)
 	}
 	if c.Progress {
 		opts.Progress = progressBar(os.Stderr, time.Now())

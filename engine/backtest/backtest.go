@@ -35,12 +35,6 @@ const (
 	Oracle        = "oracle"
 )
 
-// Defaults of the simulated HorizontalPodAutoscaler.
-const (
-	DefaultTolerance           = 0.1
-	DefaultScaleDownStabilizer = 5 * time.Minute
-)
-
 // Options configure a backtest.
 type Options struct {
 	// Policy is a validated policy; its step must be the trace's step.
@@ -51,10 +45,11 @@ type Options struct {
 	// Warmup is the span at the start of the trace that is replayed but not
 	// scored; by default the policy's lookback, at most half the trace.
 	Warmup time.Duration
-	// Tolerance of the simulated HPA; negative means DefaultTolerance.
+	// Tolerance of the simulated HPA; negative means the policy's
+	// capacity.tolerance (0.1 unless set).
 	Tolerance float64
-	// ScaleDownStabilization of the simulated HPA; negative means
-	// DefaultScaleDownStabilizer.
+	// ScaleDownStabilization of the simulated HPA; negative means the
+	// policy's capacity.hpaScaleDownStabilization (5m unless set).
 	ScaleDownStabilization time.Duration
 	// PodStartup is how long a requested pod takes to be ready; by default
 	// (zero) the policy's leadTime.
@@ -111,8 +106,14 @@ type ScalingScore struct {
 // Sim is the simulated HPA of one method, per step.
 type Sim struct {
 	Method   string
-	Replicas []int32   // the HPA's count during the step
-	Capacity []float64 // ready capacity during the step, in the signal's unit
+	Replicas []int32   // the HPA's count at the start of the step, once it took the answer
+	End      []int32   // the HPA's count at the end of the step
+	Held     []float64 // the HPA's count averaged over the step (it may scale down within it)
+	Capacity []float64 // ready capacity averaged over the step, in the signal's unit
+	// Unserved is the demand above the ready capacity, integrated over the
+	// step, in the signal's unit (the same unit as the trace's value).
+	Unserved []float64
+	Changes  []int32 // changes of the HPA's count during the step
 }
 
 // Result is a backtest's outcome.
@@ -180,10 +181,10 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 		return nil, fmt.Errorf("backtest: the trace has %d steps, need at least 2", len(tr.Values))
 	}
 	if o.Tolerance < 0 {
-		o.Tolerance = DefaultTolerance
+		o.Tolerance = s.Capacity.ToleranceValue()
 	}
 	if o.ScaleDownStabilization < 0 {
-		o.ScaleDownStabilization = DefaultScaleDownStabilizer
+		o.ScaleDownStabilization = s.Capacity.HPAScaleDownWindow()
 	}
 	if o.PodStartup == 0 {
 		o.PodStartup = time.Duration(s.LeadTime)
@@ -466,22 +467,23 @@ func scoreScaling(method string, sim Sim, v []float64, from int, step time.Durat
 	var demand, unserved, over float64
 	var steps, under int
 	for j := from; j < len(v); j++ {
-		if j > from && sim.Replicas[j] != sim.Replicas[j-1] {
-			sc.ScaleEvents++
+		if j > from {
+			sc.ScaleEvents += int(sim.Changes[j])
 		}
-		sc.ReplicaHours += float64(sim.Replicas[j]) * step.Hours()
+		sc.ReplicaHours += sim.Held[j] * step.Hours()
 		d := v[j]
 		if math.IsNaN(d) {
 			continue
 		}
 		steps++
 		demand += d
-		if miss := d - sim.Capacity[j]; miss > 1e-9*max(d, 1) {
+		if miss := sim.Unserved[j]; miss > 1e-9*max(d, 1) {
 			unserved += miss
 			under++
-		} else {
-			over += -miss
 		}
+		// The ready capacity above demand; capacity − demand + lost is
+		// the integral of max(0, capacity − demand) over the step.
+		over += max(0, sim.Capacity[j]-d+sim.Unserved[j])
 	}
 	if demand > 0 {
 		sc.Unserved = unserved / demand

@@ -9,79 +9,144 @@ import (
 	"github.com/kedastral/kedastral/engine/policy"
 )
 
-// hpaSyncPeriod is the HorizontalPodAutoscaler controller's default
-// --horizontal-pod-autoscaler-sync-period: it records a recommendation this
-// often.
-const hpaSyncPeriod = 15 * time.Second
-
 // simulate plays a method's answers through a HorizontalPodAutoscaler.
 // want[i] is the answer made at the end of row i as the HPA sees it: the
 // metric divided by its per-pod target (AverageValue), in pods. For a
 // replica answer (Kedastral's scaler, target 1) it is the replica count;
 // for reactive KEDA it is observed / targetPerPod. The answer reaches the
-// HPA at the end of row i (the start of row i+1), and the HPA does what
-// its controller does for an external AverageValue metric: it keeps the
-// current count when |want/current − 1| ≤ tolerance (the ratio of the
-// metric to the target, not of the rounded replica counts), else proposes
-// ceil(want) clamped to [min, max]; it scales down no lower than the
-// highest proposal of the stabilization window, and scales up without a
-// rate limit. An answer holds for a whole row and the HPA records it at
-// every sync until the next one, so a scale-down at t is bounded by every
-// answer still in force after t − window: the answers made after
-// t − window − step + hpaSyncPeriod. A new pod is ready PodStartup after
-// the HPA asks for it; a scale-down removes pods at once, the not yet ready
-// ones first. The capacity of a row is the ready pods, weighted by the part
-// of the row they were ready for, times targetPerPod.
+// HPA at the end of row i (the start of row i+1) and is in force for the
+// whole of row i+1. The HPA syncs at the answer and every
+// capacity.HPASyncPeriod after it, and at every sync does what its
+// controller does for an external AverageValue metric: it recommends the
+// count it holds when |want/current − 1| ≤ tolerance (the ratio of the
+// metric to the target, not of the rounded replica counts), else ceil(want)
+// clamped to [min, max]; it records the recommendation, scales up to it at
+// once, and scales down no lower than the highest recommendation recorded
+// within the stabilization window. So a scale-down the window holds back
+// happens inside a row when the last higher recommendation leaves the
+// window (5 minutes into an hourly row, not at its end). A new pod is ready
+// PodStartup after the HPA asks for it; a scale-down removes pods at once,
+// the not yet ready ones first. Demand is spread evenly over its row, and
+// what exceeds the ready capacity at any moment is lost: the row's unserved
+// demand and its capacity are integrated over the row.
 func simulate(want []float64, tr model.History, c policy.Capacity, o Options) Sim {
 	n := len(want)
-	sim := Sim{Replicas: make([]int32, n), Capacity: make([]float64, n)}
-	step := tr.Step
-	hc := c
-	hc.Tolerance, hc.ClearTolerance = new(0.0), new(false)
-	window := o.ScaleDownStabilization
-	if window > 0 {
-		window = max(window, window+step-hpaSyncPeriod)
+	sim := Sim{
+		Replicas: make([]int32, n), End: make([]int32, n), Held: make([]float64, n), Capacity: make([]float64, n),
+		Unserved: make([]float64, n), Changes: make([]int32, n),
 	}
-	hc.Behavior = &policy.Behavior{ScaleDown: &policy.ScalingRules{
-		StabilizationWindowSeconds: new(int32(window / time.Second)),
-	}}
-	pl := capacity.NewPlanner(hc)
+	step := tr.Step
+	h := hpaSim{window: o.ScaleDownStabilization}
 	cur := proposal(want[0], c)
-	pl.Seed(cur)
 	var pods []time.Time // ready times, non-decreasing
 	for range cur {
 		pods = append(pods, tr.Start)
 	}
-	sim.Replicas[0] = cur
+	sim.Replicas[0], sim.End[0], sim.Held[0] = cur, cur, float64(cur)
 	sim.Capacity[0] = float64(cur) * c.TargetPerPod
+	if d := tr.Values[0]; d > sim.Capacity[0] {
+		sim.Unserved[0] = d - sim.Capacity[0]
+	}
+	sync := min(capacity.HPASyncPeriod, step)
 	for i := 0; i+1 < n; i++ {
-		t := tr.Start.Add(time.Duration(i+1) * step)
-		rec := cur
-		if !metricWithinTolerance(want[i], cur, o.Tolerance) {
-			rec = proposal(want[i], c)
-		}
-		next := pl.Next(t, rec)
-		for int32(len(pods)) < next {
-			pods = append(pods, t.Add(o.PodStartup))
-		}
-		pods = pods[:next]
-		cur = next
+		row := i + 1
+		t := tr.Start.Add(time.Duration(row) * step)
 		end := t.Add(step)
-		var ready float64
-		for k := len(pods) - 1; k >= 0; k-- {
-			r := pods[k]
-			if !r.After(t) {
-				ready += float64(k + 1) // pods[:k+1] are all ready
-				break
+		d := tr.Values[row]
+		var held, ready, lost float64
+		for at := t; at.Before(end); at = at.Add(sync) {
+			rec := cur
+			if !metricWithinTolerance(want[i], cur, o.Tolerance) {
+				rec = proposal(want[i], c)
 			}
-			if r.Before(end) {
-				ready += float64(end.Sub(r)) / float64(step)
+			next := h.next(at, cur, rec)
+			if next != cur {
+				sim.Changes[row]++
 			}
+			for int32(len(pods)) < next {
+				pods = append(pods, at.Add(o.PodStartup))
+			}
+			pods = pods[:next]
+			cur = next
+			if at == t {
+				sim.Replicas[row] = cur
+			}
+			until := at.Add(sync)
+			if until.After(end) {
+				until = end
+			}
+			held += float64(cur) * float64(until.Sub(at))
+			r, l := readyOver(pods, at, until, d, c.TargetPerPod)
+			ready += r
+			lost += l
 		}
-		sim.Replicas[i+1] = cur
-		sim.Capacity[i+1] = ready * c.TargetPerPod
+		sim.End[row] = cur
+		sim.Held[row] = held / float64(step)
+		sim.Capacity[row] = ready / float64(step)
+		sim.Unserved[row] = lost / float64(step)
 	}
 	return sim
+}
+
+// readyOver integrates, over [from, to), the ready capacity of pods (ready
+// times, non-decreasing) and the demand d above it, both in signal units ×
+// nanoseconds. A NaN demand loses nothing.
+func readyOver(pods []time.Time, from, to time.Time, d, perPod float64) (capacity, lost float64) {
+	k := len(pods) // pods[k:] are not ready at from
+	for k > 0 && pods[k-1].After(from) {
+		k--
+	}
+	at := from
+	for {
+		segEnd := to
+		if k < len(pods) && pods[k].Before(to) {
+			segEnd = pods[k]
+		}
+		if segEnd.After(at) {
+			dt := float64(segEnd.Sub(at))
+			c := float64(k) * perPod
+			capacity += c * dt
+			if d > c {
+				lost += (d - c) * dt
+			}
+			at = segEnd
+		}
+		if !segEnd.Before(to) {
+			return capacity, lost
+		}
+		k++
+	}
+}
+
+// hpaSim is the HPA controller's stabilization of one HPA: the
+// recommendations recorded within the scale-down window.
+type hpaSim struct {
+	window time.Duration
+	recs   []hpaRec
+}
+
+type hpaRec struct {
+	t   time.Time
+	rec int32
+}
+
+// next records rec at t and returns the count the HPA moves to from cur:
+// stabilizeRecommendationWithBehaviors without a scale-up window.
+func (h *hpaSim) next(t time.Time, cur, rec int32) int32 {
+	cut := t.Add(-h.window)
+	i := 0
+	for i < len(h.recs) && !h.recs[i].t.After(cut) {
+		i++
+	}
+	h.recs = append(h.recs[i:], hpaRec{t, rec})
+	if rec >= cur {
+		return rec
+	}
+	down := rec
+	for _, r := range h.recs {
+		down = max(down, r.rec)
+	}
+	return min(cur, down)
 }
 
 // proposal is the HPA's count for a metric of want pods: ceil(want), up to

@@ -139,7 +139,7 @@ func WriteHTML(w io.Writer, r *Result) error {
 		}
 		pw := float64(c2.W-plotLeft-plotRight) / float64(to-from)
 		for i := from; i < to; i++ {
-			if d := r.Rows[i].Observed; !math.IsNaN(d) && d-s.Capacity[i] > 1e-9*max(d, 1) {
+			if d := r.Rows[i].Observed; !math.IsNaN(d) && s.Unserved[i] > 1e-9*max(d, 1) {
 				x := plotLeft + float64(i-from)*pw
 				if n := len(c2.Shade); n > 0 && math.Abs(c2.Shade[n-1].X+c2.Shade[n-1].W-x) < 1e-6 {
 					c2.Shade[n-1].W += pw

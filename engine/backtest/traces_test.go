@@ -93,9 +93,20 @@ spec:
 	return set.Policies[0]
 }
 
+// run backtests p on h with the simulated HPA of the policy, or with the
+// scale-down window in KEDASTRAL_SIM_WINDOW (a measurement of a planner
+// that assumes another window than the HPA's).
 func run(tb testing.TB, h model.History, p *policy.ForecastPolicy) *backtest.Result {
 	tb.Helper()
-	r, err := backtest.Run(context.Background(), backtest.Options{Policy: p, Trace: h, Tolerance: -1, ScaleDownStabilization: -1})
+	window := time.Duration(-1)
+	if w := os.Getenv("KEDASTRAL_SIM_WINDOW"); w != "" {
+		d, err := time.ParseDuration(w)
+		if err != nil {
+			tb.Fatal(err)
+		}
+		window = d
+	}
+	r, err := backtest.Run(context.Background(), backtest.Options{Policy: p, Trace: h, Tolerance: -1, ScaleDownStabilization: window})
 	if err != nil {
 		tb.Fatal(err)
 	}

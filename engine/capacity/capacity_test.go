@@ -5,6 +5,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/common/model"
+
 	"github.com/kedastral/kedastral/engine/policy"
 )
 
@@ -477,6 +479,28 @@ func TestPlannerTolerance(t *testing.T) {
 				{105, 200, 100},
 				{120, 99, 99},   // HPA stays at 100
 				{135, 100, 100}, // no increase over what the HPA holds
+			},
+		},
+		{
+			// The HPA takes the decrease to 26 only when the 30 it
+			// recorded until 45s leaves its 5-minute window, at 5m45s.
+			name: "a decrease the HPA holds back",
+			c:    policy.Capacity{TargetPerPod: 1, Min: 1, Max: 100},
+			steps: []step{
+				{0, 30, 30},
+				{60, 26, 26},
+				{120, 32, 34}, // measured from the 30 the HPA still holds, not 26
+				{180, 26, 26},
+				{480, 28, 29}, // the HPA has scaled down to 26 since
+			},
+		},
+		{
+			name: "without a scale-down window",
+			c:    policy.Capacity{TargetPerPod: 1, Min: 1, Max: 100, HPAScaleDownStabilization: new(model.Duration(0))},
+			steps: []step{
+				{0, 30, 30},
+				{60, 26, 26},
+				{120, 28, 29}, // the HPA took 26 at once
 			},
 		},
 		{

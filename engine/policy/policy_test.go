@@ -64,7 +64,7 @@ func TestParseSeedExample(t *testing.T) {
 			Step:     minutes(1),
 			Ahead:    []model.Duration{minutes(5), minutes(30)},
 			Capacity: Capacity{TargetPerPod: 200, Headroom: 1.2, Min: 2, Max: 50,
-				Tolerance: new(0.1), ClearTolerance: new(true), NeverBelowReactive: new(true)},
+				Tolerance: new(0.1), HPAScaleDownStabilization: new(minutes(5)), ClearTolerance: new(true), NeverBelowReactive: new(true)},
 			Model:   ModelSpec{Type: "baseline", Quantile: 0.85},
 			Sources: []Source{{Name: "rps", Type: "prometheus", Query: "sum(rate(http_requests_total[1m]))"}},
 			// kube-state-metrics' available replicas of the target.
@@ -113,6 +113,7 @@ spec:
 		{"behavior", s.Capacity.Behavior, (*Behavior)(nil)},
 		{"tolerance", *s.Capacity.Tolerance, 0.1},
 		{"clearTolerance", *s.Capacity.ClearTolerance, true},
+		{"hpaScaleDownStabilization", s.Capacity.HPAScaleDownWindow(), 5 * time.Minute},
 		{"neverBelowReactive", *s.Capacity.NeverBelowReactive, true},
 	} {
 		if !reflect.DeepEqual(c.got, c.want) {
@@ -193,11 +194,14 @@ func TestParseValidEdges(t *testing.T) {
 		},
 		{
 			name: "tolerance options",
-			in:   edit(t, validPolicy, "    max: 50\n", "    max: 50\n    tolerance: 0\n    clearTolerance: false\n    neverBelowReactive: false\n"),
+			in:   edit(t, validPolicy, "    max: 50\n", "    max: 50\n    tolerance: 0\n    clearTolerance: false\n    neverBelowReactive: false\n    hpaScaleDownStabilization: 90s\n"),
 			check: func(t *testing.T, s ForecastPolicySpec) {
 				c := s.Capacity
 				if c.ToleranceValue() != 0 || c.ClearsTolerance() || c.FloorsAtReactive() {
 					t.Errorf("tolerance %v, clear %v, floor %v", c.ToleranceValue(), c.ClearsTolerance(), c.FloorsAtReactive())
+				}
+				if w := c.HPAScaleDownWindow(); w != 90*time.Second {
+					t.Errorf("hpaScaleDownStabilization %v, want 1m30s", w)
 				}
 			},
 		},
@@ -467,6 +471,12 @@ func TestParseErrors(t *testing.T) {
 			in:     header + edit(t, validPolicy, "    max: 50\n", "    max: 50\n    tolerance: -0.1\n"),
 			want:   Error{Line: 3, Kind: "ForecastPolicy", Name: "p", Field: "spec.capacity.tolerance"},
 			reason: "must be in [0, 1), got -0.1",
+		},
+		{
+			name:   "HPA scale-down stabilization over an hour",
+			in:     header + edit(t, validPolicy, "    max: 50\n", "    max: 50\n    hpaScaleDownStabilization: 2h\n"),
+			want:   Error{Line: 3, Kind: "ForecastPolicy", Name: "p", Field: "spec.capacity.hpaScaleDownStabilization"},
+			reason: "must be in [0s, 1h] (the HPA's limit of 3600 seconds), got 2h",
 		},
 		{
 			name:   "negative headroom",

@@ -30,6 +30,9 @@ const (
 	// DefaultTolerance is the HorizontalPodAutoscaler's default tolerance
 	// (the controller's --horizontal-pod-autoscaler-tolerance).
 	DefaultTolerance = 0.1
+	// DefaultHPAScaleDownStabilization is the HorizontalPodAutoscaler's
+	// default scale-down stabilization window.
+	DefaultHPAScaleDownStabilization = model.Duration(5 * time.Minute)
 )
 
 // ObjectMeta is the part of Kubernetes' metadata that Kedastral uses.
@@ -130,6 +133,13 @@ type Capacity struct {
 	// behavior.scaleUp.tolerance where HPA configurable tolerance is
 	// enabled). Default 0.1.
 	Tolerance *float64 `yaml:"tolerance,omitempty" json:"tolerance,omitempty"`
+	// HPAScaleDownStabilization is the HPA's scale-down stabilization
+	// window: it scales down no lower than the highest count it recommended
+	// within it. Set it to the ScaledObject's
+	// advanced.horizontalPodAutoscalerConfig.behavior.scaleDown.stabilizationWindowSeconds
+	// when that is set. The planner uses it to know the count the HPA
+	// holds, which ClearTolerance lifts from. Default 5m, the HPA's default.
+	HPAScaleDownStabilization *model.Duration `yaml:"hpaScaleDownStabilization,omitempty" json:"hpaScaleDownStabilization,omitempty"`
 	// ClearTolerance lifts an upward change that the HPA would ignore just
 	// enough to clear Tolerance. Default true.
 	ClearTolerance *bool `yaml:"clearTolerance,omitempty" json:"clearTolerance,omitempty"`
@@ -146,6 +156,15 @@ func (c Capacity) ToleranceValue() float64 {
 		return DefaultTolerance
 	}
 	return *c.Tolerance
+}
+
+// HPAScaleDownWindow is HPAScaleDownStabilization, or its default when
+// unset.
+func (c Capacity) HPAScaleDownWindow() time.Duration {
+	if c.HPAScaleDownStabilization == nil {
+		return time.Duration(DefaultHPAScaleDownStabilization)
+	}
+	return time.Duration(*c.HPAScaleDownStabilization)
 }
 
 // ClearsTolerance is ClearTolerance, true when unset.

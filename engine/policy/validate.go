@@ -270,6 +270,12 @@ func (c *Capacity) validate() error {
 	if t := *c.Tolerance; !finite(t) || t < 0 || t >= 1 {
 		return fieldErr("spec.capacity.tolerance", "must be in [0, 1), got %v", t)
 	}
+	if c.HPAScaleDownStabilization == nil {
+		c.HPAScaleDownStabilization = new(DefaultHPAScaleDownStabilization)
+	}
+	if w := time.Duration(*c.HPAScaleDownStabilization); w < 0 || w > time.Hour {
+		return fieldErr("spec.capacity.hpaScaleDownStabilization", "must be in [0s, 1h] (the HPA's limit of 3600 seconds), got %s", *c.HPAScaleDownStabilization)
+	}
 	if c.ClearTolerance == nil {
 		c.ClearTolerance = new(true)
 	}
