@@ -238,6 +238,7 @@ spec:
     min: 1
     max: 20
     tolerance: 0.1
+    hpaScaleDownStabilization: 5m
     clearTolerance: true
     neverBelowReactive: false
     behavior:
