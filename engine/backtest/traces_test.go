@@ -145,7 +145,7 @@ func TestExperiment(t *testing.T) {
 	}
 	extra := os.Getenv("KEDASTRAL_CAPACITY")
 	var b strings.Builder
-	b.WriteString("| trace | model | q | MASE | naive | seasonal naive | predict_linear | coverage | unserved vs reactive | replica-h vs oracle | oracle unserved vs reactive | reactive replica-h vs oracle | reactive unserved | naive unserved vs reactive | naive replica-h vs oracle | reactive+10% unserved vs reactive | reactive+10% replica-h vs oracle | time |\n|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n")
+	b.WriteString("| trace | model | q | MASE | naive | seasonal naive | predict_linear | coverage | unserved vs reactive | replica-h vs oracle | oracle unserved vs reactive | reactive replica-h vs oracle | reactive unserved | naive unserved vs reactive | naive replica-h vs oracle | reactive+10% unserved vs reactive | reactive+10% replica-h vs oracle | perfect forecast unserved vs reactive | perfect forecast replica-h vs oracle | time |\n|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n")
 	for _, name := range traceFiles {
 		h := loadTrace(t, name)
 		for _, m := range strings.Split(models, ",") {
@@ -157,11 +157,12 @@ func TestExperiment(t *testing.T) {
 				r := run(t, h, r0)
 				k := scaling(r, backtest.Kedastral)
 				rh := backtest.ReactiveHeadroom(r, h, r0.Spec.Capacity, 1.1)
-				fmt.Fprintf(&b, "| %s | %s | %v | %.3f | %.3f | %.3f | %.3f | %.3f | %.3f | %.3f | %.3f | %.3f | %.4f | %.3f | %.3f | %.3f | %.3f | %s |\n",
+				pf := backtest.PerfectForecast(r, h, &r0.Spec)
+				fmt.Fprintf(&b, "| %s | %s | %v | %.3f | %.3f | %.3f | %.3f | %.3f | %.3f | %.3f | %.3f | %.3f | %.4f | %.3f | %.3f | %.3f | %.3f | %.3f | %.3f | %s |\n",
 					strings.TrimSuffix(filepath.Base(name), ".csv"), m, q, mase(r, backtest.Kedastral), mase(r, backtest.Naive), mase(r, backtest.SeasonalNaive), mase(r, backtest.PredictLinear),
 					r.Forecast[0].Coverage, k.UnservedVsReactive, k.VsOracle,
 					scaling(r, backtest.Oracle).UnservedVsReactive, scaling(r, backtest.Reactive).VsOracle, scaling(r, backtest.Reactive).Unserved,
-					scaling(r, backtest.Naive).UnservedVsReactive, scaling(r, backtest.Naive).VsOracle, rh.UnservedVsReactive, rh.VsOracle, time.Since(began).Round(time.Millisecond))
+					scaling(r, backtest.Naive).UnservedVsReactive, scaling(r, backtest.Naive).VsOracle, rh.UnservedVsReactive, rh.VsOracle, pf.UnservedVsReactive, pf.VsOracle, time.Since(began).Round(time.Millisecond))
 			}
 		}
 	}
