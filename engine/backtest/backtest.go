@@ -32,7 +32,10 @@ const (
 	Naive         = "naive"
 	SeasonalNaive = "seasonal_naive"
 	PredictLinear = "predict_linear"
-	Oracle        = "oracle"
+	// PerfectForecast is the true future through the policy's capacity
+	// code: what Kedastral would do with no forecast error.
+	PerfectForecast = "perfect_forecast"
+	Oracle          = "oracle"
 )
 
 // Options configure a backtest.
@@ -216,9 +219,9 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 	ev := forecast.NewEvaluator(p, q)
 
 	// The comparison forecasts share the policy's capacity code.
-	methods := []string{Kedastral, Reactive, Naive, SeasonalNaive, PredictLinear, Oracle}
+	methods := []string{Kedastral, Reactive, Naive, SeasonalNaive, PredictLinear, PerfectForecast, Oracle}
 	planners := map[string]*capacity.Planner{}
-	for _, m := range []string{Naive, SeasonalNaive, PredictLinear} {
+	for _, m := range []string{Naive, SeasonalNaive, PredictLinear, PerfectForecast} {
 		planners[m] = capacity.NewPlanner(s.Capacity)
 	}
 	desired := make(map[string][]int32, len(methods))
@@ -308,6 +311,15 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 			peak = lastFinite
 		}
 		desired[Oracle][i] = capacity.Reactive(peak, s.Capacity)
+
+		// Perfect forecast: the demand of the rows the answer covers.
+		for j := range fc {
+			fc[j] = math.NaN()
+			if k := i + 1 + j; k < n {
+				fc[j] = tr.Values[k]
+			}
+		}
+		desired[PerfectForecast][i] = planners[PerfectForecast].Next(now, capacity.Recommend(fc, lead, lastFinite, s.Capacity))
 
 		// Naive, seasonal naive, predict_linear.
 		for j := range fc {

@@ -174,7 +174,7 @@ func TestJSON(t *testing.T) {
 	if err := json.Unmarshal(buf.Bytes(), &got); err != nil {
 		t.Fatal(err)
 	}
-	if got.Step != "30m" || len(got.Scaling) != 6 || len(got.Forecast) != 4 || len(got.Rows) != 480 || len(got.Columns) != 4 {
+	if got.Step != "30m" || len(got.Scaling) != 7 || len(got.Forecast) != 4 || len(got.Rows) != 480 || len(got.Columns) != 4 {
 		t.Fatalf("step %q, %d scaling, %d forecast, %d rows, columns %v", got.Step, len(got.Scaling), len(got.Forecast), len(got.Rows), got.Columns)
 	}
 	if got.Rows[479][2] == nil || got.Scaling[0].Unserved == nil {
@@ -283,6 +283,31 @@ func TestReactiveThroughHPA(t *testing.T) {
 				t.Errorf("none of %d changes would have been skipped by a tolerance on the rounded count", changes)
 			}
 			t.Logf("%d changes, %d of them skipped by a tolerance on the rounded count", changes, roundedWouldSkip)
+		})
+	}
+}
+
+// TestPerfectForecast: the true future through the policy's capacity code
+// serves all demand through the simulated HPA (the lift past the tolerance
+// gets every rise taken; the cover window spans the pod start-up), and
+// costs at least the oracle, which the HPA's tolerance keeps from some
+// rises. Without the lift it is the oracle's answer and loses demand too.
+func TestPerfectForecast(t *testing.T) {
+	for _, name := range []string{"ms_mongodb_app_query_rate_1min.csv", "nab_nyc_taxi_passengers_30min.csv"} {
+		t.Run(name, func(t *testing.T) {
+			h := loadTrace(t, name)
+			r := run(t, h, tracePolicy(t, h, "linear", 0.5, ""))
+			pf, o := scaling(r, backtest.PerfectForecast), scaling(r, backtest.Oracle)
+			if pf.Unserved != 0 {
+				t.Errorf("a perfect forecast leaves %v of demand unserved", pf.Unserved)
+			}
+			if o.Unserved == 0 || pf.ReplicaHours < o.ReplicaHours {
+				t.Errorf("oracle: %v unserved at %.1f replica-hours; perfect forecast %.1f", o.Unserved, o.ReplicaHours, pf.ReplicaHours)
+			}
+			r = run(t, h, tracePolicy(t, h, "linear", 0.5, "    clearTolerance: false"))
+			if pf := scaling(r, backtest.PerfectForecast); pf.Unserved == 0 {
+				t.Errorf("without the lift a perfect forecast still serves all demand")
+			}
 		})
 	}
 }

@@ -157,7 +157,7 @@ func TestExperiment(t *testing.T) {
 				r := run(t, h, r0)
 				k := scaling(r, backtest.Kedastral)
 				rh := backtest.ReactiveHeadroom(r, h, r0.Spec.Capacity, 1.1)
-				pf := backtest.PerfectForecast(r, h, &r0.Spec)
+				pf := scaling(r, backtest.PerfectForecast)
 				fmt.Fprintf(&b, "| %s | %s | %v | %.3f | %.3f | %.3f | %.3f | %.3f | %.3f | %.3f | %.3f | %.3f | %.4f | %.3f | %.3f | %.3f | %.3f | %.3f | %.3f | %s |\n",
 					strings.TrimSuffix(filepath.Base(name), ".csv"), m, q, mase(r, backtest.Kedastral), mase(r, backtest.Naive), mase(r, backtest.SeasonalNaive), mase(r, backtest.PredictLinear),
 					r.Forecast[0].Coverage, k.UnservedVsReactive, k.VsOracle,
