@@ -1,7 +1,6 @@
 package backtest
 
 import (
-	"math"
 	"time"
 
 	"github.com/kedastral/kedastral/engine/capacity"
@@ -15,7 +14,7 @@ import (
 // replica answer (Kedastral's scaler, target 1) it is the replica count;
 // for reactive KEDA it is observed / targetPerPod. The answer reaches the
 // HPA at the end of row i (the start of row i+1) and is in force for the
-// whole of row i+1. The HPA syncs at the answer and every
+// whole of row i+1. The HPA (capacity.HPA) syncs at the answer and every
 // capacity.HPASyncPeriod after it, and at every sync does what its
 // controller does for an external AverageValue metric: it recommends the
 // count it holds when |want/current − 1| ≤ tolerance (the ratio of the
@@ -36,8 +35,8 @@ func simulate(want []float64, tr model.History, c policy.Capacity, o Options) Si
 		Unserved: make([]float64, n), Changes: make([]int32, n),
 	}
 	step := tr.Step
-	h := hpaSim{window: o.ScaleDownStabilization}
 	cur := proposal(want[0], c)
+	h := capacity.NewHPA(c, o.Tolerance, o.ScaleDownStabilization, cur)
 	var pods []time.Time // ready times, non-decreasing
 	for range cur {
 		pods = append(pods, tr.Start)
@@ -55,11 +54,7 @@ func simulate(want []float64, tr model.History, c policy.Capacity, o Options) Si
 		d := tr.Values[row]
 		var held, ready, lost float64
 		for at := t; at.Before(end); at = at.Add(sync) {
-			rec := cur
-			if !metricWithinTolerance(want[i], cur, o.Tolerance) {
-				rec = proposal(want[i], c)
-			}
-			next := h.next(at, cur, rec)
+			next := h.Sync(at, want[i])
 			if next != cur {
 				sim.Changes[row]++
 			}
@@ -118,48 +113,10 @@ func readyOver(pods []time.Time, from, to time.Time, d, perPod float64) (capacit
 	}
 }
 
-// hpaSim is the HPA controller's stabilization of one HPA: the
-// recommendations recorded within the scale-down window.
-type hpaSim struct {
-	window time.Duration
-	recs   []hpaRec
-}
-
-type hpaRec struct {
-	t   time.Time
-	rec int32
-}
-
-// next records rec at t and returns the count the HPA moves to from cur:
-// stabilizeRecommendationWithBehaviors without a scale-up window.
-func (h *hpaSim) next(t time.Time, cur, rec int32) int32 {
-	cut := t.Add(-h.window)
-	i := 0
-	for i < len(h.recs) && !h.recs[i].t.After(cut) {
-		i++
-	}
-	h.recs = append(h.recs[i:], hpaRec{t, rec})
-	if rec >= cur {
-		return rec
-	}
-	down := rec
-	for _, r := range h.recs {
-		down = max(down, r.rec)
-	}
-	return min(cur, down)
-}
-
 // proposal is the HPA's count for a metric of want pods: ceil(want), up to
 // float noise, clamped to [min, max]; min for an unknown metric.
 func proposal(want float64, c policy.Capacity) int32 {
 	return capacity.Need(want, policy.Capacity{TargetPerPod: 1, Headroom: 1, Min: c.Min, Max: c.Max})
-}
-
-// metricWithinTolerance is the HPA's test on the usage ratio:
-// |want/current − 1| ≤ tolerance (up to float noise). An unknown metric
-// changes nothing; from zero replicas every positive metric counts.
-func metricWithinTolerance(want float64, current int32, tolerance float64) bool {
-	return math.IsNaN(want) || capacity.UsageWithinTolerance(want, current, tolerance)
 }
 
 // replicaAnswers turns replica counts into the metric the HPA sees from

@@ -131,38 +131,24 @@ type Planner struct {
 	changes []change
 	keep    time.Duration
 	now     time.Time // time of the Next call in progress
-	// hpa is the count the HPA is assumed to hold: it follows the published
-	// count only when the change clears the tolerance, and scales down no
-	// lower than what it recommended within its stabilization window
-	// (see replayHPA).
-	hpa       int32
-	hpaRuns   []hpaRun
+	// hpa is the HPA as the planner assumes it acts on the published counts
+	// (see replayHPA); its count is the one an increase is lifted from.
+	hpa       *HPA
 	hpaAnswer int32     // the last answer, in force since hpaAt
 	hpaAt     time.Time // when it was published: the last sync replayed
 }
 
-// HPASyncPeriod is the HorizontalPodAutoscaler controller's default
-// --horizontal-pod-autoscaler-sync-period: it records a recommendation this
-// often.
-const HPASyncPeriod = 15 * time.Second
-
-// The HPA is assumed to follow the published counts as its controller does
-// (replayHPA, then answerHPA): it syncs every HPASyncPeriod; at each sync it
-// recommends the count it holds while the answer in force is within the
-// tolerance and the answer otherwise, records the recommendation, scales up
-// to it at once, and scales down no lower than the highest recommendation
-// recorded within its scale-down stabilization window
-// (Capacity.HPAScaleDownStabilization, 5 minutes by default). Without the
-// window the assumed count would drop at once on a decrease the HPA delays,
-// and the next increase, measured from too low a count, would not be lifted
-// past the tolerance of the count the HPA really holds.
-
 // replayHPA replays the HPA's syncs since the last answer (every
-// HPASyncPeriod after it, before t), with that answer in force. After
-// 2·window/sync syncs with one answer in force the window holds nothing
-// else and the count has settled, so it replays at most that many.
-func (p *Planner) replayHPA(t time.Time, tol float64) {
-	if len(p.hpaRuns) == 0 {
+// HPASyncPeriod after it, before t), with that answer in force: the HPA may
+// have scaled down since, as older recommendations left its scale-down
+// stabilization window (Capacity.HPAScaleDownStabilization, 5 minutes by
+// default). Without the window the assumed count would drop at once on a
+// decrease the HPA delays, and the next increase, measured from too low a
+// count, would not be lifted past the tolerance of the count the HPA really
+// holds. After 2·window/sync syncs with one answer in force the window holds
+// nothing else and the count has settled, so it replays at most that many.
+func (p *Planner) replayHPA(t time.Time) {
+	if p.hpaAt.IsZero() {
 		return
 	}
 	window := p.c.HPAScaleDownWindow()
@@ -172,53 +158,19 @@ func (p *Planner) replayHPA(t time.Time, tol float64) {
 		at = at.Add(skip * HPASyncPeriod)
 	}
 	for ; at.Before(t); at = at.Add(HPASyncPeriod) {
-		p.hpaSync(at, p.hpaAnswer, tol)
+		p.hpa.Sync(at, float64(p.hpaAnswer))
 	}
 }
 
 // answerHPA is the HPA's sync at t with the new answer.
-func (p *Planner) answerHPA(t time.Time, answer int32, tol float64) {
-	p.hpaSync(t, answer, tol)
+func (p *Planner) answerHPA(t time.Time, answer int32) {
+	p.hpa.Sync(t, float64(answer))
 	p.hpaAnswer, p.hpaAt = answer, t
-}
-
-// hpaSync is one sync of the HPA with answer in force.
-func (p *Planner) hpaSync(at time.Time, answer int32, tol float64) {
-	cut := at.Add(-p.c.HPAScaleDownWindow())
-	i := 0
-	for i < len(p.hpaRuns) && !p.hpaRuns[i].last.After(cut) {
-		i++
-	}
-	p.hpaRuns = p.hpaRuns[i:]
-	rec := p.hpa
-	if !WithinTolerance(answer, p.hpa, tol) {
-		rec = answer
-	}
-	if n := len(p.hpaRuns); n > 0 && p.hpaRuns[n-1].rec == rec {
-		p.hpaRuns[n-1].last = at
-	} else {
-		p.hpaRuns = append(p.hpaRuns, hpaRun{last: at, rec: rec})
-	}
-	if rec >= p.hpa {
-		p.hpa = rec
-		return
-	}
-	for _, r := range p.hpaRuns {
-		rec = max(rec, r.rec)
-	}
-	p.hpa = min(p.hpa, rec)
-}
-
-// hpaRun is a recommendation the HPA recorded at consecutive syncs, the
-// last of them at last.
-type hpaRun struct {
-	last time.Time
-	rec  int32
 }
 
 // AssumedHPA returns the count the HPA is assumed to hold after the last
 // answer: the count an increase is lifted from (Capacity.ClearTolerance).
-func (p *Planner) AssumedHPA() int32 { return p.hpa }
+func (p *Planner) AssumedHPA() int32 { return p.hpa.Count() }
 
 type rules struct {
 	window   time.Duration
@@ -245,7 +197,7 @@ func newRules(r *policy.ScalingRules) rules {
 // policy. Without a behavior, only the clamps apply: the HPA that KEDA feeds
 // applies its own behavior, and stabilizing twice would double the delay.
 func NewPlanner(c policy.Capacity) *Planner {
-	p := &Planner{c: c}
+	p := &Planner{c: c, hpa: NewHPA(c, c.ToleranceValue(), c.HPAScaleDownWindow(), 0)}
 	if c.Behavior != nil {
 		p.up = newRules(c.Behavior.ScaleUp)
 		p.down = newRules(c.Behavior.ScaleDown)
@@ -266,8 +218,9 @@ func (p *Planner) Current() (int32, bool) { return p.current, p.started }
 
 // Seed sets the previous count, e.g. the last one written before a restart.
 func (p *Planner) Seed(replicas int32) {
-	p.current, p.started, p.hpa = replicas, true, replicas
-	p.hpaRuns = p.hpaRuns[:0]
+	p.current, p.started = replicas, true
+	p.hpa.Seed(replicas)
+	p.hpaAt = time.Time{}
 }
 
 // Next takes the recommendation for time t (already clamped by Need) and
@@ -281,31 +234,29 @@ func (p *Planner) Next(t time.Time, recommended int32) int32 {
 		recommended = p.clamp(recommended)
 		p.started = true
 		p.current = recommended
-		p.hpa = recommended
-		p.hpaRuns = append(p.hpaRuns[:0], hpaRun{last: t, rec: recommended})
-		p.hpaAnswer, p.hpaAt = recommended, t
+		p.hpa.Seed(recommended)
+		p.answerHPA(t, recommended)
 		p.recs = append(p.recs, recommendation{t, recommended})
 		return recommended
 	}
-	tol := p.c.ToleranceValue()
-	p.replayHPA(t, tol)
+	p.replayHPA(t)
 	if c := p.clamp(p.current); c != p.current {
 		// Like the HPA controller, a count outside [min, max] (seeded from
 		// before the bounds changed) goes straight to the nearest bound,
 		// without stabilization or rate limits.
 		p.changes = append(p.changes, change{t, c - p.current})
 		p.current = c
-		p.answerHPA(t, c, tol)
+		p.answerHPA(t, c)
 		return c
 	}
 	stabilized := p.stabilize(t, recommended)
 	next := p.limit(stabilized)
-	if p.c.ClearsTolerance() && next > p.hpa {
+	if held := p.hpa.Count(); p.c.ClearsTolerance() && next > held {
 		// An increase the HPA would skip is lifted to the smallest one it
 		// takes, within the rate limits and max.
-		next = ClearTolerance(next, p.hpa, tol, p.limit(math.MaxInt32))
+		next = ClearTolerance(next, held, p.c.ToleranceValue(), p.limit(math.MaxInt32))
 	}
-	p.answerHPA(t, next, tol)
+	p.answerHPA(t, next)
 	if next != p.current {
 		p.changes = append(p.changes, change{t, next - p.current})
 	}
