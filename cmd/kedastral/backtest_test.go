@@ -28,7 +28,7 @@ func TestBacktestOutputs(t *testing.T) {
 		if code != 0 {
 			t.Fatalf("exit %d:\n%s", code, out)
 		}
-		for _, want := range []string{"policy nyc-taxi: model auto at quantile 0.85, step 30m", "scaling outcome", "kedastral", "reactive", "oracle", "seasonal_naive", "predict_linear"} {
+		for _, want := range []string{"policy nyc-taxi: model auto at quantile 0.85, step 30m", "scaling outcome", "kedastral", "reactive", "oracle", "seasonal_naive", "predict_linear", "perfect_forecast"} {
 			if !strings.Contains(out, want) {
 				t.Errorf("no %q in:\n%s", want, out)
 			}
@@ -71,7 +71,7 @@ func TestBacktestOutputs(t *testing.T) {
 		if err := json.Unmarshal([]byte(out), &got); err != nil {
 			t.Fatal(err)
 		}
-		if got.Model != "auto" || len(got.Scaling) != 6 || len(got.Rows) != 10320 {
+		if got.Model != "auto" || len(got.Scaling) != 7 || len(got.Rows) != 10320 {
 			t.Errorf("model %q, %d scaling rows, %d rows", got.Model, len(got.Scaling), len(got.Rows))
 		}
 	})
