@@ -40,6 +40,7 @@ type BacktestCmd struct {
 	PodStartup    prommodel.Duration  `name:"pod-startup" default:"0s" help:"How long a requested pod takes to be ready in the simulation; 0 means the policy's leadTime."`
 	Tolerance     *float64            `name:"hpa.tolerance" placeholder:"FRACTION" help:"Tolerance of the simulated HPA (default: the policy's capacity.tolerance, 0.1 unless set)."`
 	Stabilization *prommodel.Duration `name:"hpa.scale-down-stabilization" placeholder:"DURATION" help:"Scale-down stabilization window of the simulated HPA (default: the policy's capacity.hpaScaleDownStabilization, 5m unless set)."`
+	Quantiles     []float64           `name:"quantiles" placeholder:"Q,..." help:"Backtest at each of these quantiles instead of the policy's (in parallel) and print the trade-off curve: unserved demand and replica-hours per quantile. With --output text or json."`
 	Progress      bool                `name:"progress" default:"true" negatable:"" help:"Show a progress bar on standard error for runs longer than two seconds."`
 }
 
@@ -47,6 +48,14 @@ type BacktestCmd struct {
 func (c *BacktestCmd) Validate() error {
 	if t := c.Tolerance; t != nil && (*t < 0 || *t >= 1 || math.IsNaN(*t)) {
 		return fmt.Errorf("--hpa.tolerance must be in [0, 1), got %v", *t)
+	}
+	for _, q := range c.Quantiles {
+		if !(q > 0 && q < 1) {
+			return fmt.Errorf("--quantiles: %v is not in (0, 1)", q)
+		}
+	}
+	if len(c.Quantiles) > 0 && c.Output != "text" && c.Output != "json" {
+		return fmt.Errorf("--quantiles prints the trade-off curve as text or json, not %s; drop --quantiles for the per-step %s", c.Output, c.Output)
 	}
 	if w := c.Stabilization; w != nil && time.Duration(*w) > time.Hour {
 		return fmt.Errorf("--hpa.scale-down-stabilization must be at most 1h, got %s", *w)
@@ -113,7 +122,13 @@ func (c *BacktestCmd) Run() error {
 	if c.Progress {
 		opts.Progress = progressBar(os.Stderr, time.Now())
 	}
-	res, err := backtest.Run(ctx, opts)
+	var res *backtest.Result
+	var curve *backtest.CurveResult
+	if len(c.Quantiles) > 0 {
+		curve, err = backtest.Curve(ctx, opts, c.Quantiles)
+	} else {
+		res, err = backtest.Run(ctx, opts)
+	}
 	if err != nil {
 		return err
 	}
@@ -127,12 +142,16 @@ func (c *BacktestCmd) Run() error {
 		w = f
 	}
 	bw := bufio.NewWriter(w)
-	switch c.Output {
-	case "csv":
+	switch {
+	case curve != nil && c.Output == "json":
+		err = backtest.WriteCurveJSON(bw, curve)
+	case curve != nil:
+		err = backtest.WriteCurveText(bw, curve)
+	case c.Output == "csv":
 		err = backtest.WriteCSV(bw, res)
-	case "json":
+	case c.Output == "json":
 		err = backtest.WriteJSON(bw, res, true)
-	case "html":
+	case c.Output == "html":
 		err = backtest.WriteHTML(bw, res)
 	default:
 		err = backtest.WriteText(bw, res)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/csv"
 	"encoding/json"
+	"math"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -75,6 +76,40 @@ func TestBacktestOutputs(t *testing.T) {
 			t.Errorf("model %q, %d scaling rows, %d rows", got.Model, len(got.Scaling), len(got.Rows))
 		}
 	})
+	t.Run("curve", func(t *testing.T) {
+		out, code := kedastral(t, "backtest", "--policy", btPolicy, "--trace", btTrace, "--quantiles", "0.5,0.9", "--output", "json")
+		if code != 0 {
+			t.Fatalf("exit %d:\n%s", code, out)
+		}
+		var got struct {
+			CoverageAhead string `json:"coverageAhead"`
+			Curve         []struct {
+				Quantile, Coverage float64
+				Scaling            struct {
+					Method             string
+					UnservedVsReactive float64
+					ReplicaHours       float64 `json:"replicaHours"`
+				}
+			}
+			OtherMethods []struct{ Method string }
+		}
+		if err := json.Unmarshal([]byte(out), &got); err != nil {
+			t.Fatalf("%v:\n%s", err, out)
+		}
+		if len(got.Curve) != 2 || got.Curve[0].Quantile != 0.5 || got.Curve[1].Quantile != 0.9 || len(got.OtherMethods) != 6 || got.CoverageAhead != "30m" {
+			t.Fatalf("curve %+v, other methods %+v, coverage at %q", got.Curve, got.OtherMethods, got.CoverageAhead)
+		}
+		lo, hi := got.Curve[0], got.Curve[1]
+		if !(lo.Scaling.UnservedVsReactive > hi.Scaling.UnservedVsReactive && lo.Scaling.ReplicaHours < hi.Scaling.ReplicaHours) {
+			t.Errorf("q 0.5: %.3f of reactive's unserved at %.0f replica-hours; q 0.9: %.3f at %.0f: the higher quantile should serve more at a higher cost",
+				lo.Scaling.UnservedVsReactive, lo.Scaling.ReplicaHours, hi.Scaling.UnservedVsReactive, hi.Scaling.ReplicaHours)
+		}
+		for _, p := range got.Curve {
+			if math.Abs(p.Coverage-p.Quantile) > 0.03 {
+				t.Errorf("coverage %.3f at quantile %v", p.Coverage, p.Quantile)
+			}
+		}
+	})
 	t.Run("html", func(t *testing.T) {
 		file := filepath.Join(dir, "out.html")
 		if out, code := kedastral(t, "backtest", "--policy", btPolicy, "--trace", btTrace, "--output", "html", "--out", file); code != 0 {
@@ -102,6 +137,8 @@ func TestBacktestErrors(t *testing.T) {
 		{"bad output", []string{"--policy", btPolicy, "--trace", btTrace, "--output", "pdf"}, "--output"},
 		{"bad tolerance", []string{"--policy", btPolicy, "--trace", btTrace, "--hpa.tolerance", "1.5"}, "--hpa.tolerance must be in [0, 1)"},
 		{"unknown policy name", []string{"--policy", btPolicy, "--trace", btTrace, "--policy.name", "x"}, `no ForecastPolicy named "x"`},
+		{"quantile out of range", []string{"--policy", btPolicy, "--trace", btTrace, "--quantiles", "0.5,1"}, "--quantiles: 1 is not in (0, 1)"},
+		{"curve as csv", []string{"--policy", btPolicy, "--trace", btTrace, "--quantiles", "0.5", "--output", "csv"}, "--quantiles prints the trade-off curve as text or json, not csv"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			out, code := kedastral(t, append([]string{"backtest"}, tc.args...)...)

@@ -311,3 +311,41 @@ func TestPerfectForecast(t *testing.T) {
 		})
 	}
 }
+
+// TestCurve: the trade-off curve runs the policy at each quantile, in the
+// order given; each point is what a plain run at that quantile gives, and
+// a quantile out of range is refused.
+func TestCurve(t *testing.T) {
+	h := loadTrace(t, "nab_nyc_taxi_passengers_30min.csv")
+	p := tracePolicy(t, h, "auto", 0.85, "")
+	o := backtest.Options{Policy: p, Trace: h, Tolerance: -1, ScaleDownStabilization: -1}
+	var calls int
+	var last int
+	o.Progress = func(done, total int) {
+		calls++
+		if done < last || total != 3*len(h.Values) {
+			t.Errorf("progress %d/%d after %d", done, total, last)
+		}
+		last = done
+	}
+	c, err := backtest.Curve(context.Background(), o, []float64{0.7, 0.5, 0.9})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if calls == 0 || last != 3*len(h.Values) {
+		t.Errorf("progress: %d calls, last %d", calls, last)
+	}
+	if p.Spec.Model.Quantile != 0.85 {
+		t.Errorf("the policy's quantile changed to %v", p.Spec.Model.Quantile)
+	}
+	for i, q := range []float64{0.7, 0.5, 0.9} {
+		pt := c.Points[i]
+		one := run(t, h, tracePolicy(t, h, "auto", q, ""))
+		if pt.Quantile != q || pt.Scaling != scaling(one, backtest.Kedastral) || pt.Coverage != one.Forecast[0].Coverage {
+			t.Errorf("point %d: %+v, a run at %v: %+v coverage %v", i, pt, q, scaling(one, backtest.Kedastral), one.Forecast[0].Coverage)
+		}
+	}
+	if _, err := backtest.Curve(context.Background(), o, []float64{0.5, 1}); err == nil || !strings.Contains(err.Error(), "quantile 1 is not in (0, 1)") {
+		t.Errorf("quantile 1: %v", err)
+	}
+}

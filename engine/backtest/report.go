@@ -168,8 +168,7 @@ func WriteJSON(w io.Writer, r *Result, rows bool) error {
 		j.Forecast = append(j.Forecast, jsonForecast{f.Method, f.AheadS, f.N, jsonFloat(f.MAE), jsonFloat(f.WMAPE), jsonFloat(f.MASE), jsonFloat(f.Coverage)})
 	}
 	for _, s := range r.Scaling {
-		j.Scaling = append(j.Scaling, jsonScaling{s.Method, jsonFloat(s.Unserved), jsonFloat(s.UnservedVsReactive),
-			jsonFloat(s.UnderTime), jsonFloat(s.Over), jsonFloat(s.ReplicaHours), jsonFloat(s.VsOracle), s.ScaleEvents})
+		j.Scaling = append(j.Scaling, toJSONScaling(s))
 	}
 	if rows {
 		j.Columns = []string{"timestamp", "observed"}
@@ -187,6 +186,94 @@ func WriteJSON(w io.Writer, r *Result, rows bool) error {
 				d = jsonFloat(row.Desired)
 			}
 			j.Rows = append(j.Rows, append(rec, d))
+		}
+	}
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	return enc.Encode(j)
+}
+
+// WriteCurveText writes the trade-off curve: Kedastral's outcome at each
+// quantile, and the methods that do not depend on it.
+func WriteCurveText(w io.Writer, c *CurveResult) error {
+	r := c.First
+	fmt.Fprintf(w, "policy %s: model %s, step %s, lead time %s\n", r.Policy, r.Model, fmtDuration(r.Step), fmtDuration(r.LeadTime))
+	if len(r.Rows) > 0 {
+		fmt.Fprintf(w, "trace %s to %s, scored from %s (%d steps)\n",
+			r.Rows[0].Time.Format(time.RFC3339), r.Rows[len(r.Rows)-1].Time.Format(time.RFC3339),
+			r.Rows[r.ScoredFrom].Time.Format(time.RFC3339), len(r.Rows)-r.ScoredFrom)
+	}
+	fmt.Fprintf(w, "simulated HPA: tolerance %v, scale-down stabilization %s, pods ready %s after the request\n",
+		r.Tolerance, fmtDuration(r.Stabilize), fmtDuration(r.PodStartup))
+	fmt.Fprintln(w, "\ntrade-off curve: Kedastral at each quantile")
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
+	fmt.Fprintf(tw, "quantile\tcoverage %s\tunserved\tvs reactive\tunder time\tover\treplica-hours\tvs oracle\tscale events\t\n", aheadLabel(r))
+	for _, p := range c.Points {
+		s := p.Scaling
+		fmt.Fprintf(tw, "%v\t%s\t%s\t%s\t%s\t%s\t%.1f\t%s\t%d\t\n", p.Quantile, fnum(p.Coverage), fnum(s.Unserved), fnum(s.UnservedVsReactive),
+			fnum(s.UnderTime), fnum(s.Over), s.ReplicaHours, fnum(s.VsOracle), s.ScaleEvents)
+	}
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	fmt.Fprintln(w, "\nthe same at every quantile")
+	tw = tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
+	fmt.Fprintln(tw, "method\tunserved\tvs reactive\tunder time\tover\treplica-hours\tvs oracle\tscale events\t")
+	for _, s := range r.Scaling {
+		if s.Method == Kedastral {
+			continue
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%.1f\t%s\t%d\t\n", s.Method, fnum(s.Unserved), fnum(s.UnservedVsReactive),
+			fnum(s.UnderTime), fnum(s.Over), s.ReplicaHours, fnum(s.VsOracle), s.ScaleEvents)
+	}
+	return tw.Flush()
+}
+
+func aheadLabel(r *Result) string {
+	if len(r.Ahead) == 0 {
+		return ""
+	}
+	return fmtDuration(r.Ahead[0])
+}
+
+type jsonCurvePoint struct {
+	Quantile float64     `json:"quantile"`
+	Coverage jsonFloat   `json:"coverage"`
+	Scaling  jsonScaling `json:"scaling"`
+}
+
+type jsonCurve struct {
+	Policy       string           `json:"policy"`
+	Model        string           `json:"model"`
+	Step         string           `json:"step"`
+	LeadTime     string           `json:"leadTime"`
+	PodStartup   string           `json:"podStartup"`
+	Tolerance    float64          `json:"tolerance"`
+	Stabilize    string           `json:"scaleDownStabilization"`
+	CoverageAt   string           `json:"coverageAhead"`
+	Curve        []jsonCurvePoint `json:"curve"`
+	OtherMethods []jsonScaling    `json:"otherMethods"`
+}
+
+func toJSONScaling(s ScalingScore) jsonScaling {
+	return jsonScaling{s.Method, jsonFloat(s.Unserved), jsonFloat(s.UnservedVsReactive),
+		jsonFloat(s.UnderTime), jsonFloat(s.Over), jsonFloat(s.ReplicaHours), jsonFloat(s.VsOracle), s.ScaleEvents}
+}
+
+// WriteCurveJSON writes the trade-off curve as JSON.
+func WriteCurveJSON(w io.Writer, c *CurveResult) error {
+	r := c.First
+	j := jsonCurve{
+		Policy: r.Policy, Model: r.Model, Step: fmtDuration(r.Step), LeadTime: fmtDuration(r.LeadTime),
+		PodStartup: fmtDuration(r.PodStartup), Tolerance: r.Tolerance, Stabilize: fmtDuration(r.Stabilize),
+		CoverageAt: aheadLabel(r),
+	}
+	for _, p := range c.Points {
+		j.Curve = append(j.Curve, jsonCurvePoint{p.Quantile, jsonFloat(p.Coverage), toJSONScaling(p.Scaling)})
+	}
+	for _, s := range r.Scaling {
+		if s.Method != Kedastral {
+			j.OtherMethods = append(j.OtherMethods, toJSONScaling(s))
 		}
 	}
 	enc := json.NewEncoder(w)
