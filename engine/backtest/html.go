@@ -118,7 +118,7 @@ func WriteHTML(w io.Writer, r *Result) error {
 			}
 			v := make([]float64, 0, to-from)
 			for i := from; i < to; i++ {
-				v = append(v, float64(s.Replicas[i]))
+				v = append(v, s.Held[i]) // the mean over the step: the HPA may scale down within it
 			}
 			reps = append(reps, v)
 			names2 = append(names2, m)
