@@ -29,7 +29,7 @@ func TestBacktestOutputs(t *testing.T) {
 		if code != 0 {
 			t.Fatalf("exit %d:\n%s", code, out)
 		}
-		for _, want := range []string{"policy nyc-taxi: model auto at quantile 0.85, step 30m", "scaling outcome", "kedastral", "reactive", "oracle", "seasonal_naive", "predict_linear", "perfect_forecast"} {
+		for _, want := range []string{"policy nyc-taxi: model auto at quantile 0.85, step 30m", "scaling outcome", "kedastral", "reactive", "oracle", "seasonal_naive", "predict_linear", "perfect_forecast", "kedastral forecasts the 0.85 quantile"} {
 			if !strings.Contains(out, want) {
 				t.Errorf("no %q in:\n%s", want, out)
 			}

@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/csv"
 	"encoding/json"
+	"fmt"
 	"math"
 	"strconv"
 	"strings"
@@ -347,5 +348,27 @@ func TestCurve(t *testing.T) {
 	}
 	if _, err := backtest.Curve(context.Background(), o, []float64{0.5, 1}); err == nil || !strings.Contains(err.Error(), "quantile 1 is not in (0, 1)") {
 		t.Errorf("quantile 1: %v", err)
+	}
+}
+
+// TestQuantileNote: the report says that Kedastral's forecast is a quantile
+// when it is not the median, and only then.
+func TestQuantileNote(t *testing.T) {
+	h := loadTrace(t, "nab_nyc_taxi_passengers_30min.csv")
+	h.Values = h.Values[:48*10]
+	for _, q := range []float64{0.5, 0.9} {
+		r := run(t, h, tracePolicy(t, h, "linear", q, ""))
+		var text, html bytes.Buffer
+		if err := backtest.WriteText(&text, r); err != nil {
+			t.Fatal(err)
+		}
+		if err := backtest.WriteHTML(&html, r); err != nil {
+			t.Fatal(err)
+		}
+		want := q != 0.5
+		note := fmt.Sprintf("kedastral forecasts the %v quantile", q)
+		if strings.Contains(text.String(), note) != want || strings.Contains(html.String(), note) != want {
+			t.Errorf("quantile %v: note in text %v, in html %v, want %v", q, strings.Contains(text.String(), note), strings.Contains(html.String(), note), want)
+		}
 	}
 }

@@ -160,6 +160,9 @@ func WriteHTML(w io.Writer, r *Result) error {
 		Forecast: r.Forecast,
 		Scaling:  r.Scaling,
 	}
+	if n := quantileNote(r); n != "" {
+		p.Notes = append(p.Notes, n)
+	}
 	return pageTmpl.Execute(w, p)
 }
 
@@ -285,6 +288,8 @@ svg text { font-size: 11px; fill: #555; }
 {{range .Forecast}}<tr><td>{{.Method}}</td><td>{{.AheadS}}</td><td>{{.N}}</td><td>{{f .MAE}}</td><td>{{f .WMAPE}}</td><td>{{f .MASE}}</td><td>{{f .Coverage}}</td></tr>
 {{end}}</table>
 <p>MASE divides the mean absolute error by that of the one-day seasonal naive forecast over the scored steps. Coverage is the share of steps at or below the forecast. See docs/backtest.md for every convention.</p>
+{{range .Notes}}<p>{{.}}</p>
+{{end}}
 <script>
 // Marks each chart with what the browser drew, for the headless check.
 for (const svg of document.querySelectorAll("svg.chart")) {

@@ -67,6 +67,9 @@ func WriteText(w io.Writer, r *Result) error {
 	}
 	fmt.Fprintln(w)
 	fmt.Fprintln(w, "forecast error (MASE against the one-day seasonal naive MAE over the scored steps)")
+	if n := quantileNote(r); n != "" {
+		fmt.Fprintln(w, n)
+	}
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
 	fmt.Fprintln(tw, "ahead\tmethod\tn\tMAE\twMAPE\tMASE\tcoverage\t")
 	for _, f := range r.Forecast {
@@ -279,4 +282,14 @@ func WriteCurveJSON(w io.Writer, c *CurveResult) error {
 	enc := json.NewEncoder(w)
 	enc.SetIndent("", "  ")
 	return enc.Encode(j)
+}
+
+// quantileNote says, unless the policy forecasts the median, that
+// Kedastral's forecast is a quantile and not a point forecast: its MAE and
+// MASE are not a like-for-like comparison with the point forecasts.
+func quantileNote(r *Result) string {
+	if r.Quantile == 0.5 {
+		return ""
+	}
+	return fmt.Sprintf("kedastral forecasts the %v quantile (the policy's model.quantile), not the expected value: its MAE and MASE compare with the point forecasts only at quantile 0.5 (backtest a copy of the policy with model.quantile: 0.5); its measure here is the coverage.", r.Quantile)
 }
