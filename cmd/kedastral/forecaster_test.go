@@ -71,10 +71,13 @@ func TestForecasterBinary(t *testing.T) {
 				Name         string
 				DesiredRange [2]int32
 				LastSuccess  time.Time
+				Series       []struct{ Desired, Need, HPA int32 }
 			}
 		}
 		_ = json.Unmarshal([]byte(body), &st)
-		return body, len(st.Data) == 1 && !st.Data[0].LastSuccess.IsZero() && st.Data[0].DesiredRange == [2]int32{5, 5}
+		// A flat load: the need is the count, and the HPA holds it.
+		return body, len(st.Data) == 1 && !st.Data[0].LastSuccess.IsZero() && st.Data[0].DesiredRange == [2]int32{5, 5} &&
+			len(st.Data[0].Series) == 1 && st.Data[0].Series[0] == struct{ Desired, Need, HPA int32 }{5, 5, 5}
 	})
 	if code, page := get(t, base+"/"); code != 200 || !strings.Contains(page, "<td><a href=\"#api\">api</a></td>") || !strings.Contains(page, "sum(app_load)") {
 		t.Errorf("status page %d:\n%s", code, page)

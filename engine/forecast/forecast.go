@@ -122,6 +122,10 @@ type SeriesResult struct {
 	Predicted map[time.Duration]float64
 	Raw       int32 // replicas the forecast needs, before behavior limits
 	Desired   int32
+	// HPA is the count the HPA is expected to hold once it sees Desired
+	// (capacity.Planner.AssumedHPA): Desired itself, or the count it keeps
+	// when Desired is within its tolerance or its scale-down window.
+	HPA int32
 	// Model names the model answering over the lead time: the policy's, or
 	// the one auto chose for this series.
 	Model string
@@ -764,6 +768,7 @@ func (e *Evaluator) join(join labels.Labels, sources []*SourceResult, now time.T
 		r.Source = d.Source
 		r.Raw = d.Need
 		r.Desired = g.planner.Next(now, r.Raw)
+		r.HPA = g.planner.AssumedHPA()
 	}
 	if e.account {
 		e.accountUnder(&r, g, now)

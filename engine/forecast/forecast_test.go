@@ -405,3 +405,45 @@ func TestEvaluatorFetchChunksBySeries(t *testing.T) {
 		}
 	}
 }
+
+// TestEvaluatorHPAHeld: a series result says what the HPA is expected to
+// hold next to desired replicas: a rise within the HPA's tolerance is
+// lifted past it (need 11, desired 12), and a fall the HPA's scale-down
+// window holds back leaves it at the higher count (desired 10, HPA 12).
+func TestEvaluatorHPAHeld(t *testing.T) {
+	t1 := time.Date(2026, 3, 2, 12, 0, 30, 0, time.UTC)
+	a := labels.FromStrings("svc", "a")
+	base := flat(a, t1.Add(-48*time.Hour), t1, 100)
+	q := &recorded{series: []promapi.Series{base}}
+	e := NewEvaluator(mustPolicy(t, "held", "  model: {type: seasonal}\n"), q)
+	ctx := context.Background()
+	step := func(now time.Time, v float64) SeriesResult {
+		t.Helper()
+		if v > 0 {
+			q.mu.Lock()
+			q.series[0].Points = append(q.series[0].Points, promapi.Point{T: now.Truncate(time.Minute).UnixMilli(), V: v})
+			q.mu.Unlock()
+		}
+		if _, err := e.Fetch(ctx, now); err != nil {
+			t.Fatal(err)
+		}
+		c := e.Evaluate(ctx, now)
+		if len(c.Series) != 1 || c.Series[0].Err != nil {
+			t.Fatalf("%+v", c.Series)
+		}
+		return c.Series[0]
+	}
+	for i, want := range []struct {
+		v                 float64
+		need, desired, hp int32
+	}{
+		{0, 10, 10, 10},   // flat 100 at 10 per pod
+		{105, 11, 12, 12}, // 11/10 is within 10%: lifted to 12, which the HPA takes
+		{100, 10, 10, 12}, // the HPA's window holds 12 for 5 minutes
+	} {
+		r := step(t1.Add(time.Duration(i)*time.Minute), want.v)
+		if r.Raw != want.need || r.Desired != want.desired || r.HPA != want.hp {
+			t.Errorf("step %d: need %d, desired %d, HPA %d; want %d, %d, %d", i, r.Raw, r.Desired, r.HPA, want.need, want.desired, want.hp)
+		}
+	}
+}

@@ -288,8 +288,13 @@ type SeriesStatus struct {
 	Observed  float64            `json:"observed"`
 	Predicted map[string]float64 `json:"predicted"`
 	Desired   int32              `json:"desired"`
-	Model     string             `json:"model,omitempty"`
-	Error     string             `json:"error,omitempty"`
+	// Need is what the forecast needs before the capacity planner (rate
+	// limits, the lift past the HPA's tolerance); HPA the count the HPA is
+	// expected to hold once it sees Desired.
+	Need  int32  `json:"need"`
+	HPA   int32  `json:"hpa"`
+	Model string `json:"model,omitempty"`
+	Error string `json:"error,omitempty"`
 	// Source drives Desired; Sources details each source when there are several.
 	Source  string             `json:"source,omitempty"`
 	Sources []SourceSeriesInfo `json:"sources,omitempty"`
@@ -551,7 +556,7 @@ func (r *runner) cycle(ctx context.Context, ts time.Time) {
 			if len(r.st.Series) >= maxStatusSeries {
 				continue
 			}
-			ss := SeriesStatus{Labels: s.Labels.Map(), Observed: s.Observed, Desired: s.Desired, Model: s.Model, Predicted: map[string]float64{}}
+			ss := SeriesStatus{Labels: s.Labels.Map(), Observed: s.Observed, Desired: s.Desired, Need: s.Raw, HPA: s.HPA, Model: s.Model, Predicted: map[string]float64{}}
 			delete(ss.Labels, PolicyLabel)
 			delete(ss.Labels, PolicyNamespaceLabel)
 			for a, v := range s.Predicted {

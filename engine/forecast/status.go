@@ -106,7 +106,7 @@ th{background:#f3f3f3}.err{color:#b00020}.ok{color:#08660b}code{font-size:90%}
 <table><tr><th>Series</th><th>Model</th><th>Observed</th><th>Predicted (ahead: value)</th><th>Desired replicas</th>{{if gt (len .Sources) 1}}<th>Driven by</th>{{end}}<th>Ready</th><th>Under-provisioned</th></tr>
 {{range .Series}}<tr><td><code>{{labels .Labels}}</code></td><td>{{.Model}}</td><td>{{num .Observed}}</td>
 <td>{{if .Error}}<span class="err">{{.Error}}</span>{{else}}{{aheads .Predicted}}{{end}}{{range .Sources}}<br><small>{{.Source}}: observed {{num .Observed}}{{if .Error}}, <span class="err">{{.Error}}</span>{{else}}, {{aheads .Predicted}}, needs {{.Need}}{{end}}</small>{{end}}</td>
-<td>{{if not .Error}}{{.Desired}}{{end}}</td>{{if gt (len $p.Sources) 1}}<td>{{.Source}}</td>{{end}}
+<td>{{if not .Error}}{{.Desired}}{{if ne .Need .Desired}}<br><small>needs {{.Need}}</small>{{end}}{{if ne .HPA .Desired}}<br><small>HPA holds {{.HPA}}</small>{{end}}{{end}}</td>{{if gt (len $p.Sources) 1}}<td>{{.Source}}</td>{{end}}
 <td>{{if .Ready}}{{num (deref .Ready)}}{{else}}–{{end}}</td>
 <td>{{if .UnderprovisionSeconds}}{{if .ReadyNote}}unknown{{else if .Underprovisioned}}<span class="err">yes</span>{{else}}no{{end}}, {{num (deref .UnderprovisionSeconds)}}s in total{{end}}{{if .ReadyNote}}<br><small class="err">{{.ReadyNote}}</small>{{end}}</td></tr>{{end}}
 </table>{{end}}{{end}}
