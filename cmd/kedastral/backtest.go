@@ -40,7 +40,7 @@ type BacktestCmd struct {
 	PodStartup    prommodel.Duration  `name:"pod-startup" default:"0s" help:"How long a requested pod takes to be ready in the simulation; 0 means the policy's leadTime."`
 	Tolerance     *float64            `name:"hpa.tolerance" placeholder:"FRACTION" help:"Tolerance of the simulated HPA (default: the policy's capacity.tolerance, 0.1 unless set)."`
 	Stabilization *prommodel.Duration `name:"hpa.scale-down-stabilization" placeholder:"DURATION" help:"Scale-down stabilization window of the simulated HPA (default: the policy's capacity.hpaScaleDownStabilization, 5m unless set)."`
-	Quantiles     []float64           `name:"quantiles" placeholder:"Q,..." help:"Backtest at each of these quantiles instead of the policy's (in parallel) and print the trade-off curve: unserved demand and replica-hours per quantile. With --output text or json."`
+	Quantiles     []float64           `name:"quantiles" placeholder:"Q,..." help:"Backtest at each of these quantiles instead of the policy's (in parallel) and print the trade-off curve: unserved demand and replica-hours per quantile (--output text, json or html)."`
 	Progress      bool                `name:"progress" default:"true" negatable:"" help:"Show a progress bar on standard error for runs longer than two seconds."`
 }
 
@@ -54,8 +54,8 @@ func (c *BacktestCmd) Validate() error {
 			return fmt.Errorf("--quantiles: %v is not in (0, 1)", q)
 		}
 	}
-	if len(c.Quantiles) > 0 && c.Output != "text" && c.Output != "json" {
-		return fmt.Errorf("--quantiles prints the trade-off curve as text or json, not %s; drop --quantiles for the per-step %s", c.Output, c.Output)
+	if len(c.Quantiles) > 0 && c.Output == "csv" {
+		return fmt.Errorf("--quantiles prints the trade-off curve as text, json or html, not csv; drop --quantiles for the per-step csv")
 	}
 	if w := c.Stabilization; w != nil && time.Duration(*w) > time.Hour {
 		return fmt.Errorf("--hpa.scale-down-stabilization must be at most 1h, got %s", *w)
@@ -145,6 +145,8 @@ func (c *BacktestCmd) Run() error {
 	switch {
 	case curve != nil && c.Output == "json":
 		err = backtest.WriteCurveJSON(bw, curve)
+	case curve != nil && c.Output == "html":
+		err = backtest.WriteCurveHTML(bw, curve)
 	case curve != nil:
 		err = backtest.WriteCurveText(bw, curve)
 	case c.Output == "csv":

@@ -109,6 +109,13 @@ func TestBacktestOutputs(t *testing.T) {
 				t.Errorf("coverage %.3f at quantile %v", p.Coverage, p.Quantile)
 			}
 		}
+		file := filepath.Join(dir, "curve.html")
+		if out, code := kedastral(t, "backtest", "--policy", btPolicy, "--trace", btTrace, "--quantiles", "0.5,0.9", "--output", "html", "--out", file); code != 0 {
+			t.Fatalf("exit %d: %s", code, out)
+		}
+		if b, err := os.ReadFile(file); err != nil || !strings.Contains(string(b), `<svg id="curve"`) || !strings.Contains(string(b), "q 0.9") {
+			t.Errorf("html curve: %v, %d bytes", err, len(b))
+		}
 	})
 	t.Run("html", func(t *testing.T) {
 		file := filepath.Join(dir, "out.html")
@@ -138,7 +145,7 @@ func TestBacktestErrors(t *testing.T) {
 		{"bad tolerance", []string{"--policy", btPolicy, "--trace", btTrace, "--hpa.tolerance", "1.5"}, "--hpa.tolerance must be in [0, 1)"},
 		{"unknown policy name", []string{"--policy", btPolicy, "--trace", btTrace, "--policy.name", "x"}, `no ForecastPolicy named "x"`},
 		{"quantile out of range", []string{"--policy", btPolicy, "--trace", btTrace, "--quantiles", "0.5,1"}, "--quantiles: 1 is not in (0, 1)"},
-		{"curve as csv", []string{"--policy", btPolicy, "--trace", btTrace, "--quantiles", "0.5", "--output", "csv"}, "--quantiles prints the trade-off curve as text or json, not csv"},
+		{"curve as csv", []string{"--policy", btPolicy, "--trace", btTrace, "--quantiles", "0.5", "--output", "csv"}, "--quantiles prints the trade-off curve as text, json or html, not csv"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			out, code := kedastral(t, append([]string{"backtest"}, tc.args...)...)

@@ -24,6 +24,8 @@ var colors = map[string]string{
 	Naive:         "#9467bd",
 	SeasonalNaive: "#8c564b",
 	PredictLinear: "#e377c2",
+	// PerfectForecast only appears as a point of the trade-off chart.
+	PerfectForecast: "#17becf",
 }
 
 type line struct {

@@ -111,3 +111,48 @@ func TestHTMLInBrowser(t *testing.T) {
 }
 
 func near(a uint32, b uint32) bool { return a+24 >= b && a <= b+24 }
+
+// TestCurveHTMLInBrowser renders the trade-off page in headless Chromium and
+// checks that the curve and every point were drawn.
+func TestCurveHTMLInBrowser(t *testing.T) {
+	bin := chromium(t)
+	h := loadTrace(t, "nab_nyc_taxi_passengers_30min.csv")
+	h.Values = h.Values[:48*14]
+	p := tracePolicy(t, h, "linear", 0.5, "")
+	c, err := backtest.Curve(context.Background(), backtest.Options{Policy: p, Trace: h, Tolerance: -1, ScaleDownStabilization: -1}, []float64{0.5, 0.7, 0.9})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var buf bytes.Buffer
+	if err := backtest.WriteCurveHTML(&buf, c); err != nil {
+		t.Fatal(err)
+	}
+	if s := buf.String(); strings.Contains(s, "<script src") || strings.Contains(s, "<link") {
+		t.Fatal("the page loads something from elsewhere")
+	}
+	dir := t.TempDir()
+	page := filepath.Join(dir, "curve.html")
+	if err := os.WriteFile(page, buf.Bytes(), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, bin, "--headless", "--no-sandbox", "--disable-gpu", "--user-data-dir="+filepath.Join(dir, "profile"), "--dump-dom", "file://"+page)
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	dom, err := cmd.Output()
+	if err != nil {
+		t.Fatalf("chromium: %v\n%s", err, stderr.String())
+	}
+	m := regexp.MustCompile(`<svg id="curve"[^>]*data-drawn-lines="(\d+)" data-drawn-points="(\d+)"`).FindSubmatch(dom)
+	if m == nil {
+		t.Fatal("the curve chart was not marked (did the script run?)")
+	}
+	// Kedastral's 3 quantiles and the 6 other methods.
+	if string(m[1]) != "1" || string(m[2]) != "9" {
+		t.Errorf("drew %s lines and %s points, want 1 and 9", m[1], m[2])
+	}
+	if !bytes.Contains(dom, []byte(`<table id="curve-table">`)) || !bytes.Contains(dom, []byte("q 0.9")) {
+		t.Error("no curve table or point label")
+	}
+}
