@@ -257,6 +257,11 @@ spec:
     - {name: mornings, schedule: "0 8 * * 1-5", duration: 2h, timeZone: Europe/Berlin, scale: 1.5}
   readyReplicasQuery: 'sum(kube_deployment_status_replicas_available{deployment="web"})'
   dataSourceRef: {name: prom}
+  scaledObject:
+    name: web
+    scalerAddress: kedastral-scaler.kedastral.svc:50051
+    pollingInterval: 15
+    triggerMetadata: {maxForecastAge: 2m}
 `
 
 const fullDataSource = `apiVersion: kedastral.io/v1alpha1

@@ -87,6 +87,14 @@ type Source struct {
 	applied map[string]int64
 	// applies counts Apply calls, for tests and the log.
 	applies int
+	// scaledObjects is the outcome of the last reconcile of each policy's
+	// ScaledObject ("namespace/name"), for its status.
+	scaledObjects map[string]scaledObjectState
+	// reconciled is when the ScaledObjects were last reconciled, from the
+	// set and objects of the last apply.
+	reconciled   time.Time
+	lastSet      *policy.Set
+	lastPolicies []*unstructured.Unstructured
 }
 
 type writtenStatus struct {
@@ -173,7 +181,7 @@ func (s *Source) Run(ctx context.Context) error {
 			PolicyResource.Resource, DataSourceResource.Resource, namespaces)
 	}
 	level.Info(s.logger).Log("msg", "watching policies in the Kubernetes API", "namespaces", strings.Join(s.opts.Namespaces, ","))
-	s.apply()
+	s.apply(ctx)
 
 	statusTick := time.NewTicker(s.opts.StatusInterval)
 	defer statusTick.Stop()
@@ -194,9 +202,14 @@ func (s *Source) Run(ctx context.Context) error {
 			debounce = time.After(max(wait, 0))
 		case <-debounce:
 			debounce = nil
-			s.apply()
+			s.apply(ctx)
 			s.writeStatuses(ctx)
 		case <-statusTick.C:
+			// A ScaledObject changed by hand gets the policy's fields
+			// back within a minute.
+			if s.opts.Now().Sub(s.reconciled) >= scaledObjectResync {
+				s.reconcileLast(ctx)
+			}
 			s.writeStatuses(ctx)
 		}
 	}
@@ -243,8 +256,24 @@ func list(infs []cache.SharedIndexInformer) []*unstructured.Unstructured {
 
 func objKey(u *unstructured.Unstructured) string { return u.GetNamespace() + "/" + u.GetName() }
 
-// apply builds a policy.Set from the cached objects and hands it to the manager.
-func (s *Source) apply() {
+// scaledObjectResync is how often the generated ScaledObjects are checked
+// without a change of their policies.
+const scaledObjectResync = time.Minute
+
+// reconcileLast reconciles the ScaledObjects of the policies of the last apply.
+func (s *Source) reconcileLast(ctx context.Context) {
+	s.mu.Lock()
+	set, objs := s.lastSet, s.lastPolicies
+	s.mu.Unlock()
+	if set != nil {
+		s.reconcileScaledObjects(ctx, set, objs)
+	}
+	s.reconciled = s.opts.Now()
+}
+
+// apply builds a policy.Set from the cached objects, hands it to the
+// manager and keeps the ScaledObjects the policies ask for.
+func (s *Source) apply(ctx context.Context) {
 	s.mu.Lock()
 	policies, sources := list(s.policyInf), list(s.dsInf)
 	s.mu.Unlock()
@@ -271,7 +300,9 @@ func (s *Source) apply() {
 	s.invalid = invalid
 	s.applied = applied
 	s.applies++
+	s.lastSet, s.lastPolicies = set, policies
 	s.mu.Unlock()
+	s.reconcileLast(ctx)
 	level.Info(s.logger).Log("msg", "policies applied", "policies", len(set.Policies), "data_sources", len(set.DataSources), "invalid", len(errs))
 }
 

@@ -46,7 +46,7 @@ const (
 func (s *Source) writeStatuses(ctx context.Context) {
 	s.mu.Lock()
 	policies, sources := list(s.policyInf), list(s.dsInf)
-	invalid, applied := s.invalid, s.applied
+	invalid, applied, scaledObjects := s.invalid, s.applied, s.scaledObjects
 	s.mu.Unlock()
 
 	running := map[string]forecast.PolicyStatus{}
@@ -75,6 +75,9 @@ func (s *Source) writeStatuses(ctx context.Context) {
 			}
 		}
 		want := PolicyStatus(u.GetGeneration(), invalid[key], st, ok)
+		if so, ok := scaledObjects[objKey(u)]; ok {
+			want.ScaledObject, want.ScaledObjectError = so.name, so.err
+		}
 		if !s.write(ctx, u, key, want, now) {
 			return
 		}

@@ -473,6 +473,30 @@ func TestParseErrors(t *testing.T) {
 			reason: "must be in [0, 1), got -0.1",
 		},
 		{
+			name:   "scaledObject without scalerAddress",
+			in:     header + edit(t, validPolicy, "  sources:\n", "  scaledObject: {name: web}\n  sources:\n"),
+			want:   Error{Line: 3, Kind: "ForecastPolicy", Name: "p", Field: "spec.scaledObject.scalerAddress"},
+			reason: "is required: the Kedastral scaler's host:port, e.g. kedastral-scaler.kedastral.svc:50051",
+		},
+		{
+			name:   "scaledObject scalerAddress without port",
+			in:     header + edit(t, validPolicy, "  sources:\n", "  scaledObject: {scalerAddress: kedastral-scaler}\n  sources:\n"),
+			want:   Error{Line: 3, Kind: "ForecastPolicy", Name: "p", Field: "spec.scaledObject.scalerAddress"},
+			reason: `"kedastral-scaler" is not host:port`,
+		},
+		{
+			name:   "scaledObject bad name",
+			in:     header + edit(t, validPolicy, "  sources:\n", "  scaledObject: {name: Web_1, scalerAddress: 's:1'}\n  sources:\n"),
+			want:   Error{Line: 3, Kind: "ForecastPolicy", Name: "p", Field: "spec.scaledObject.name"},
+			reason: `"Web_1" is not a valid object name (lowercase letters, digits, '-' and '.')`,
+		},
+		{
+			name:   "scaledObject trigger metadata the forecaster sets",
+			in:     header + edit(t, validPolicy, "  sources:\n", "  scaledObject: {scalerAddress: 's:1', triggerMetadata: {policy: other}}\n  sources:\n"),
+			want:   Error{Line: 3, Kind: "ForecastPolicy", Name: "p", Field: "spec.scaledObject.triggerMetadata.policy"},
+			reason: "is set by the forecaster (scalerAddress, policy, policyNamespace)",
+		},
+		{
 			name:   "HPA scale-down stabilization over an hour",
 			in:     header + edit(t, validPolicy, "    max: 50\n", "    max: 50\n    hpaScaleDownStabilization: 2h\n"),
 			want:   Error{Line: 3, Kind: "ForecastPolicy", Name: "p", Field: "spec.capacity.hpaScaleDownStabilization"},

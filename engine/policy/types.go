@@ -59,8 +59,10 @@ type ForecastPolicy struct {
 
 // ForecastPolicySpec is the desired behaviour of a ForecastPolicy.
 type ForecastPolicySpec struct {
-	// TargetRef names the workload the policy scales (informational; the
-	// ScaledObject that uses the policy is what KEDA scales).
+	// TargetRef names the workload the policy scales: the scaleTargetRef of
+	// the ScaledObject generated for spec.scaledObject; otherwise
+	// informational (the ScaledObject that uses the policy is what KEDA
+	// scales).
 	TargetRef TargetRef `yaml:"targetRef" json:"targetRef"`
 	// Metric is a short name for the forecast signal, e.g. http_rps.
 	Metric string `yaml:"metric,omitempty" json:"metric,omitempty"`
@@ -99,6 +101,32 @@ type ForecastPolicySpec struct {
 	// DataSourceRef names the DataSource the queries run against; by default
 	// the forecaster's --prometheus.url.
 	DataSourceRef *LocalObjectReference `yaml:"dataSourceRef,omitempty" json:"dataSourceRef,omitempty"`
+	// ScaledObject asks the forecaster, in Kubernetes mode, to create and
+	// keep the KEDA ScaledObject that scales TargetRef with this policy
+	// (owned by the policy; triggers added to it by hand are kept). Policy
+	// files outside Kubernetes mode ignore it.
+	ScaledObject *ScaledObjectSpec `yaml:"scaledObject,omitempty" json:"scaledObject,omitempty"`
+}
+
+// ScaledObjectSpec is the KEDA ScaledObject the forecaster keeps for a
+// policy: scaleTargetRef from targetRef, min and max replicas from
+// capacity, the HPA's scale-down window from
+// capacity.hpaScaleDownStabilization, and an external trigger named
+// "kedastral" that asks the scaler for this policy.
+type ScaledObjectSpec struct {
+	// Name of the ScaledObject, in the policy's namespace; by default the
+	// policy's name.
+	Name string `yaml:"name,omitempty" json:"name,omitempty"`
+	// ScalerAddress is the Kedastral scaler's gRPC address (host:port),
+	// e.g. kedastral-scaler.kedastral.svc:50051.
+	ScalerAddress string `yaml:"scalerAddress" json:"scalerAddress"`
+	// PollingInterval is KEDA's polling interval in seconds (KEDA's
+	// default, 30, when unset).
+	PollingInterval *int32 `yaml:"pollingInterval,omitempty" json:"pollingInterval,omitempty"`
+	// TriggerMetadata is added to the trigger's metadata: the scaler's keys
+	// such as matchLabels, maxForecastAge or reactiveQuery. scalerAddress,
+	// policy and policyNamespace are set by the forecaster.
+	TriggerMetadata map[string]string `yaml:"triggerMetadata,omitempty" json:"triggerMetadata,omitempty"`
 }
 
 // TargetRef identifies the scaled workload.
@@ -328,6 +356,10 @@ type ForecastPolicyStatus struct {
 	// Model is the model in use: the one answering for every series, or
 	// "name: count" per model when they differ (auto picks per series).
 	Model string `yaml:"model,omitempty" json:"model,omitempty"`
+	// ScaledObject names the KEDA ScaledObject kept for spec.scaledObject;
+	// ScaledObjectError says why it could not be created or updated.
+	ScaledObject      string `yaml:"scaledObject,omitempty" json:"scaledObject,omitempty"`
+	ScaledObjectError string `yaml:"scaledObjectError,omitempty" json:"scaledObjectError,omitempty"`
 }
 
 // Condition is a metav1.Condition: one aspect of an object's state.

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"net"
 	"net/url"
 	"regexp"
 	"slices"
@@ -239,6 +240,35 @@ func (p *ForecastPolicy) Validate() error {
 	}
 	if s.DataSourceRef != nil && s.DataSourceRef.Name == "" {
 		return fieldErr("spec.dataSourceRef.name", "is required when dataSourceRef is set")
+	}
+	if so := s.ScaledObject; so != nil {
+		if err := so.validate(); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// scaledObjectOwnedKeys are the trigger metadata keys the forecaster sets.
+var scaledObjectOwnedKeys = []string{"scalerAddress", "policy", "policyNamespace"}
+
+func (so *ScaledObjectSpec) validate() error {
+	if so.Name != "" && (len(so.Name) > 253 || !nameRE.MatchString(so.Name)) {
+		return fieldErr("spec.scaledObject.name", "%q is not a valid object name (lowercase letters, digits, '-' and '.')", so.Name)
+	}
+	if so.ScalerAddress == "" {
+		return fieldErr("spec.scaledObject.scalerAddress", "is required: the Kedastral scaler's host:port, e.g. kedastral-scaler.kedastral.svc:50051")
+	}
+	if host, port, err := net.SplitHostPort(so.ScalerAddress); err != nil || host == "" || port == "" {
+		return fieldErr("spec.scaledObject.scalerAddress", "%q is not host:port", so.ScalerAddress)
+	}
+	if p := so.PollingInterval; p != nil && *p < 1 {
+		return fieldErr("spec.scaledObject.pollingInterval", "must be at least 1 (seconds), got %d", *p)
+	}
+	for _, k := range scaledObjectOwnedKeys {
+		if _, ok := so.TriggerMetadata[k]; ok {
+			return fieldErr("spec.scaledObject.triggerMetadata."+k, "is set by the forecaster (%s)", strings.Join(scaledObjectOwnedKeys, ", "))
+		}
 	}
 	return nil
 }

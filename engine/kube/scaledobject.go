@@ -1,0 +1,198 @@
+package kube
+
+import (
+	"context"
+	"fmt"
+	"maps"
+	"reflect"
+	"time"
+
+	"github.com/go-kit/log/level"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+
+	"github.com/kedastral/kedastral/engine/policy"
+)
+
+// ScaledObjectResource is KEDA's ScaledObject.
+var ScaledObjectResource = schema.GroupVersionResource{Group: "keda.sh", Version: "v1alpha1", Resource: "scaledobjects"}
+
+// ScaledObjectTrigger is the name of the trigger the forecaster keeps in a
+// ScaledObject it generates; other triggers are the user's.
+const ScaledObjectTrigger = "kedastral"
+
+// ManagedByLabel marks the ScaledObjects the forecaster generates.
+const ManagedByLabel = "app.kubernetes.io/managed-by"
+
+// scaledObjectState is the outcome of the last reconcile of a policy's
+// ScaledObject: its name, or the error.
+type scaledObjectState struct {
+	name string
+	err  string
+}
+
+// ScaledObjectName is the name of the ScaledObject kept for p.
+func ScaledObjectName(p *policy.ForecastPolicy) string {
+	if n := p.Spec.ScaledObject.Name; n != "" {
+		return n
+	}
+	return p.Metadata.Name
+}
+
+// ScaledObjectFields are the fields of the ScaledObject that the forecaster
+// sets for p: spec.scaleTargetRef, min and max replicas, polling interval,
+// the HPA's scale-down stabilization window and the kedastral trigger.
+func ScaledObjectFields(p *policy.ForecastPolicy) (target map[string]any, min, max int64, polling *int64, window int64, trigger map[string]any) {
+	s := &p.Spec
+	target = map[string]any{"name": s.TargetRef.Name}
+	if s.TargetRef.APIVersion != "" {
+		target["apiVersion"] = s.TargetRef.APIVersion
+	}
+	if s.TargetRef.Kind != "" {
+		target["kind"] = s.TargetRef.Kind
+	}
+	if pi := s.ScaledObject.PollingInterval; pi != nil {
+		v := int64(*pi)
+		polling = &v
+	}
+	meta := map[string]any{}
+	for k, v := range s.ScaledObject.TriggerMetadata {
+		meta[k] = v
+	}
+	meta["scalerAddress"] = s.ScaledObject.ScalerAddress
+	meta["policy"] = p.Metadata.Name
+	if p.Metadata.Namespace != "" {
+		meta["policyNamespace"] = p.Metadata.Namespace
+	}
+	trigger = map[string]any{"type": "external", "name": ScaledObjectTrigger, "metadata": meta}
+	return target, int64(s.Capacity.Min), int64(s.Capacity.Max), polling, int64(s.Capacity.HPAScaleDownWindow() / time.Second), trigger
+}
+
+// applyScaledObject sets the fields the forecaster owns in obj (a
+// ScaledObject, new or existing) and reports whether it changed anything.
+// Everything else is left as it is: other triggers (a reactive one added by
+// hand), fallback, cooldown, the rest of the HPA's behavior.
+func applyScaledObject(obj *unstructured.Unstructured, p *policy.ForecastPolicy, owner metav1.OwnerReference) bool {
+	before := obj.DeepCopy()
+	target, lo, hi, polling, window, trigger := ScaledObjectFields(p)
+	set := func(v any, path ...string) { _ = unstructured.SetNestedField(obj.Object, v, path...) }
+	set(target, "spec", "scaleTargetRef")
+	set(lo, "spec", "minReplicaCount")
+	set(hi, "spec", "maxReplicaCount")
+	if polling != nil {
+		set(*polling, "spec", "pollingInterval")
+	}
+	set(window, "spec", "advanced", "horizontalPodAutoscalerConfig", "behavior", "scaleDown", "stabilizationWindowSeconds")
+	triggers, _, _ := unstructured.NestedSlice(obj.Object, "spec", "triggers")
+	out := []any{trigger}
+	for _, t := range triggers {
+		if m, ok := t.(map[string]any); ok && m["name"] == ScaledObjectTrigger {
+			continue
+		}
+		out = append(out, t)
+	}
+	_ = unstructured.SetNestedSlice(obj.Object, out, "spec", "triggers")
+	labels := obj.GetLabels()
+	if labels == nil {
+		labels = map[string]string{}
+	}
+	labels[ManagedByLabel] = "kedastral"
+	obj.SetLabels(labels)
+	refs := obj.GetOwnerReferences()
+	found := false
+	for i, r := range refs {
+		if r.UID == owner.UID {
+			refs[i], found = owner, true
+		}
+	}
+	if !found {
+		refs = append(refs, owner)
+	}
+	obj.SetOwnerReferences(refs)
+	return !reflect.DeepEqual(before.Object, obj.Object)
+}
+
+// ownedBy tells whether obj has a controller owner reference to the policy.
+func ownedBy(obj *unstructured.Unstructured, uid string) bool {
+	for _, r := range obj.GetOwnerReferences() {
+		if string(r.UID) == uid {
+			return true
+		}
+	}
+	return false
+}
+
+// reconcileScaledObjects creates or updates the ScaledObject of every valid
+// policy that asks for one. A ScaledObject of that name that the policy
+// does not own is left alone and reported. The outcome per policy
+// ("namespace/name") replaces the previous one.
+func (s *Source) reconcileScaledObjects(ctx context.Context, set *policy.Set, objs []*unstructured.Unstructured) {
+	byKey := map[string]*unstructured.Unstructured{}
+	for _, u := range objs {
+		byKey[objKey(u)] = u
+	}
+	state := map[string]scaledObjectState{}
+	for _, p := range set.Policies {
+		if p.Spec.ScaledObject == nil {
+			continue
+		}
+		key := p.Metadata.Namespace + "/" + p.Metadata.Name
+		u := byKey[key]
+		if u == nil {
+			continue
+		}
+		name := ScaledObjectName(p)
+		if err := s.reconcileScaledObject(ctx, p, u, name); err != nil {
+			level.Warn(s.logger).Log("msg", "keeping the ScaledObject of a policy", "policy", key, "scaled_object", name, "err", err)
+			state[key] = scaledObjectState{name: name, err: err.Error()}
+			continue
+		}
+		state[key] = scaledObjectState{name: name}
+	}
+	s.mu.Lock()
+	if !maps.Equal(s.scaledObjects, state) {
+		s.scaledObjects = state
+	}
+	s.mu.Unlock()
+}
+
+func (s *Source) reconcileScaledObject(ctx context.Context, p *policy.ForecastPolicy, u *unstructured.Unstructured, name string) error {
+	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	owner := metav1.OwnerReference{
+		APIVersion: u.GetAPIVersion(), Kind: u.GetKind(), Name: u.GetName(), UID: u.GetUID(),
+		Controller: new(true), BlockOwnerDeletion: new(false),
+	}
+	rc := s.client.Resource(ScaledObjectResource).Namespace(u.GetNamespace())
+	cur, err := rc.Get(ctx, name, metav1.GetOptions{})
+	switch {
+	case apierrors.IsNotFound(err):
+		obj := &unstructured.Unstructured{Object: map[string]any{"apiVersion": "keda.sh/v1alpha1", "kind": "ScaledObject"}}
+		obj.SetName(name)
+		obj.SetNamespace(u.GetNamespace())
+		applyScaledObject(obj, p, owner)
+		if _, err := rc.Create(ctx, obj, metav1.CreateOptions{FieldManager: "kedastral-forecaster"}); err != nil {
+			if apierrors.IsNotFound(err) {
+				return fmt.Errorf("create ScaledObject %s: %w (is KEDA installed?)", name, err)
+			}
+			return fmt.Errorf("create ScaledObject %s: %w", name, err)
+		}
+		level.Info(s.logger).Log("msg", "created the ScaledObject of a policy", "policy", objKey(u), "scaled_object", name)
+		return nil
+	case err != nil:
+		return fmt.Errorf("get ScaledObject %s: %w", name, err)
+	}
+	if !ownedBy(cur, string(u.GetUID())) {
+		return fmt.Errorf("ScaledObject %s exists and is not this policy's (no owner reference to it); delete it or set spec.scaledObject.name", name)
+	}
+	if !applyScaledObject(cur, p, owner) {
+		return nil
+	}
+	if _, err := rc.Update(ctx, cur, metav1.UpdateOptions{FieldManager: "kedastral-forecaster"}); err != nil {
+		return fmt.Errorf("update ScaledObject %s: %w", name, err)
+	}
+	level.Info(s.logger).Log("msg", "updated the ScaledObject of a policy", "policy", objKey(u), "scaled_object", name)
+	return nil
+}
