@@ -12,6 +12,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/apimachinery/pkg/types"
 
 	"github.com/kedastral/kedastral/engine/policy"
 )
@@ -156,6 +157,65 @@ func (s *Source) reconcileScaledObjects(ctx context.Context, set *policy.Set, ob
 		s.scaledObjects = state
 	}
 	s.mu.Unlock()
+	// The ScaledObjects each valid policy should have: one name, or none.
+	want := map[types.UID]string{}
+	for _, p := range set.Policies {
+		u := byKey[p.Metadata.Namespace+"/"+p.Metadata.Name]
+		if u == nil {
+			continue
+		}
+		want[u.GetUID()] = ""
+		if p.Spec.ScaledObject != nil {
+			want[u.GetUID()] = ScaledObjectName(p)
+		}
+	}
+	s.pruneScaledObjects(ctx, want)
+}
+
+// pruneScaledObjects deletes the ScaledObjects the forecaster generated for
+// a policy that no longer asks for them: spec.scaledObject removed, or its
+// name changed. want maps the UID of every valid policy to the name of the
+// ScaledObject it asks for ("" for none); a ScaledObject of a policy not in
+// want (deleted: the garbage collector takes it; invalid: kept as it is)
+// is left alone.
+func (s *Source) pruneScaledObjects(ctx context.Context, want map[types.UID]string) {
+	namespaces := s.opts.Namespaces
+	if len(namespaces) == 0 {
+		namespaces = []string{""}
+	}
+	for _, ns := range namespaces {
+		lctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+		list, err := s.client.Resource(ScaledObjectResource).Namespace(ns).List(lctx, metav1.ListOptions{LabelSelector: ManagedByLabel + "=kedastral"})
+		cancel()
+		if err != nil {
+			if !apierrors.IsNotFound(err) { // no KEDA: nothing to prune
+				level.Warn(s.logger).Log("msg", "listing generated ScaledObjects", "namespace", ns, "err", err)
+			}
+			continue
+		}
+		for i := range list.Items {
+			so := &list.Items[i]
+			for _, r := range so.GetOwnerReferences() {
+				if r.Kind != policy.KindForecastPolicy || r.Controller == nil || !*r.Controller {
+					continue
+				}
+				name, ok := want[r.UID]
+				if !ok || name == so.GetName() {
+					continue
+				}
+				uid := so.GetUID()
+				dctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+				err := s.client.Resource(ScaledObjectResource).Namespace(so.GetNamespace()).Delete(dctx, so.GetName(),
+					metav1.DeleteOptions{Preconditions: &metav1.Preconditions{UID: &uid}})
+				cancel()
+				if err != nil && !apierrors.IsNotFound(err) {
+					level.Warn(s.logger).Log("msg", "deleting a ScaledObject its policy no longer asks for", "scaled_object", so.GetNamespace()+"/"+so.GetName(), "err", err)
+					continue
+				}
+				level.Info(s.logger).Log("msg", "deleted a ScaledObject its policy no longer asks for", "scaled_object", so.GetNamespace()+"/"+so.GetName(), "policy", so.GetNamespace()+"/"+r.Name)
+			}
+		}
+	}
 }
 
 func (s *Source) reconcileScaledObject(ctx context.Context, p *policy.ForecastPolicy, u *unstructured.Unstructured, name string) error {

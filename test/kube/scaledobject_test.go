@@ -2,6 +2,7 @@ package kube_test
 
 import (
 	"context"
+	"fmt"
 	"os"
 	"strings"
 	"testing"
@@ -21,7 +22,8 @@ var scaledObjectGVR = schema.GroupVersionResource{Group: "keda.sh", Version: "v1
 // TestScaledObjectGenerated: a ForecastPolicy with spec.scaledObject gets
 // its KEDA ScaledObject (KEDA's own CRD on a real API server), owned by the
 // policy; a trigger added to it by hand survives a change of the policy,
-// which reaches the ScaledObject; a ScaledObject of that name that is not
+// which reaches the ScaledObject; renaming it or dropping spec.scaledObject
+// deletes the one generated before; a ScaledObject of that name that is not
 // the policy's is left alone and the policy's status says why.
 func TestScaledObjectGenerated(t *testing.T) {
 	if kedaCRDs() == nil {
@@ -101,6 +103,20 @@ func TestScaledObjectGenerated(t *testing.T) {
 			names = append(names, x.(map[string]any)["name"].(string))
 		}
 		return strings.Join(names, ","), max == 60 && strings.Join(names, ",") == "kedastral,reactive"
+	})
+
+	// A new name: the new ScaledObject, and the old one deleted; no
+	// scaledObject any more: that one deleted too.
+	c.applyYAML(t, policyYAML("api", ns, "{targetPerPod: 10, min: 2, max: 60}", strings.Replace(scaledObject, "  scaledObject:\n", "  scaledObject:\n    name: api-v2\n", 1), ""))
+	testutil.Eventually(t, 30*time.Second, "api-v2 kept and api deleted", func() (string, bool) {
+		_, errNew := so("api-v2")
+		_, errOld := so("api")
+		return fmt.Sprint(errNew, errOld), errNew == nil && apierrors.IsNotFound(errOld)
+	})
+	c.applyYAML(t, policyYAML("api", ns, "{targetPerPod: 10, min: 2, max: 60}", "", ""))
+	testutil.Eventually(t, 30*time.Second, "api-v2 deleted", func() (string, bool) {
+		_, err := so("api-v2")
+		return fmt.Sprint(err), apierrors.IsNotFound(err)
 	})
 
 	// A ScaledObject that is not the policy's.
