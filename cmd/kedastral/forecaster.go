@@ -273,6 +273,11 @@ func (c *ForecasterCmd) Run(logger log.Logger) error {
 		if err := mgr.Apply(set, errs); err != nil {
 			level.Error(logger).Log("msg", "applying configuration", "err", err)
 		}
+		for _, p := range set.Policies {
+			if p.Spec.ScaledObject != nil {
+				level.Warn(logger).Log("msg", "spec.scaledObject is ignored: only a forecaster with --policies.source=kubernetes generates ScaledObjects; apply the ScaledObject yourself (deploy/examples/scaledobject-hybrid.yaml)", "policy", p.Metadata.Name)
+			}
+		}
 		level.Info(logger).Log("msg", "configuration loaded", "file", c.ConfigFile, "policies", len(set.Policies), "invalid", len(errs))
 		if len(errs) > 0 {
 			return fmt.Errorf("%d invalid object(s) in %s, see the log", len(errs), c.ConfigFile)

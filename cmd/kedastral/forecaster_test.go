@@ -122,8 +122,10 @@ func TestForecasterBinary(t *testing.T) {
 		return body, len(st.Data) == 1 && st.Data[0].LastSuccess.After(before)
 	})
 
-	// A good file on POST /-/reload: max 3 now caps the count.
-	writeCfg(fmt.Sprintf(policyTmpl, "api", 3))
+	// A good file on POST /-/reload: max 3 now caps the count; the
+	// spec.scaledObject it adds is only acted on in Kubernetes mode, and
+	// the log says so.
+	writeCfg(fmt.Sprintf(policyTmpl, "api", 3) + "  scaledObject: {scalerAddress: 'kedastral-scaler:50051'}\n")
 	resp, err := http.Post(base+"/-/reload", "", nil)
 	if err != nil {
 		t.Fatal(err)
@@ -138,6 +140,9 @@ func TestForecasterBinary(t *testing.T) {
 	})
 	if code, _ := get(t, base+"/-/reload"); code != http.StatusMethodNotAllowed {
 		t.Errorf("GET /-/reload answered %d", code)
+	}
+	if logs := fc.Logs.String(); !strings.Contains(logs, "spec.scaledObject is ignored: only a forecaster with --policies.source=kubernetes") {
+		t.Errorf("no warning that spec.scaledObject is ignored in file mode:\n%s", logs)
 	}
 }
 
