@@ -74,7 +74,8 @@ func ScaledObjectFields(p *policy.ForecastPolicy) (target map[string]any, min, m
 // applyScaledObject sets the fields the forecaster owns in obj (a
 // ScaledObject, new or existing) and reports whether it changed anything.
 // Everything else is left as it is: other triggers (a reactive one added by
-// hand), fallback, cooldown, the rest of the HPA's behavior.
+// hand), the kedastral trigger's other keys (authenticationRef), fallback,
+// cooldown, the rest of the HPA's behavior.
 func applyScaledObject(obj *unstructured.Unstructured, p *policy.ForecastPolicy, owner metav1.OwnerReference) bool {
 	before := obj.DeepCopy()
 	target, lo, hi, polling, window, trigger := ScaledObjectFields(p)
@@ -90,6 +91,13 @@ func applyScaledObject(obj *unstructured.Unstructured, p *policy.ForecastPolicy,
 	out := []any{trigger}
 	for _, t := range triggers {
 		if m, ok := t.(map[string]any); ok && m["name"] == ScaledObjectTrigger {
+			// Keys the forecaster does not set stay: an authenticationRef
+			// for a scaler that talks TLS, useCachedMetrics, metricType.
+			for k, v := range m {
+				if _, owned := trigger[k]; !owned {
+					trigger[k] = v
+				}
+			}
 			continue
 		}
 		out = append(out, t)

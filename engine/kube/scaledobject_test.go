@@ -83,7 +83,7 @@ spec:
   fallback: {failureThreshold: 3, replicas: 10}
   advanced: {horizontalPodAutoscalerConfig: {behavior: {scaleDown: {stabilizationWindowSeconds: 300, policies: [{type: Percent, value: 20, periodSeconds: 60}]}}}}
   triggers:
-    - {type: external, name: kedastral, metadata: {scalerAddress: "old:1", policy: api}}
+    - {type: external, name: kedastral, metadata: {scalerAddress: "old:1", policy: api}, authenticationRef: {name: kedastral-tls}}
     - {type: prometheus, name: reactive, metadata: {serverAddress: "http://prometheus:9090", query: "sum(x)", threshold: "100"}}
 `), &existing); err != nil {
 		t.Fatal(err)
@@ -105,6 +105,9 @@ spec:
 	if len(triggers) != 2 || triggers[0].(map[string]any)["metadata"].(map[string]any)["scalerAddress"] != "kedastral-scaler.kedastral.svc:50051" ||
 		triggers[1].(map[string]any)["name"] != "reactive" {
 		t.Errorf("triggers %v: want kedastral's updated and the reactive one kept", triggers)
+	}
+	if ref := triggers[0].(map[string]any)["authenticationRef"]; !reflect.DeepEqual(ref, map[string]any{"name": "kedastral-tls"}) {
+		t.Errorf("kedastral trigger's authenticationRef %v: want it kept", ref)
 	}
 	if refs := u.GetOwnerReferences(); len(refs) != 1 {
 		t.Errorf("owner references %v", refs)
