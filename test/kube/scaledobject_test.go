@@ -36,7 +36,7 @@ func TestScaledObjectGenerated(t *testing.T) {
 	c := getCluster(t)
 	prom := promtest.StartInT(t, testutil.LoadHistory(t), promtest.Options{})
 	ns := c.namespace(t, "team-so")
-	startForecaster(t, c, prom.URL(), "--kubernetes.namespaces="+ns)
+	logs := startForecaster(t, c, prom.URL(), "--kubernetes.namespaces="+ns)
 	so := func(name string) (*unstructured.Unstructured, error) {
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		defer cancel()
@@ -104,6 +104,28 @@ func TestScaledObjectGenerated(t *testing.T) {
 		}
 		return strings.Join(names, ","), max == 60 && strings.Join(names, ",") == "kedastral,reactive"
 	})
+
+	// A check that changes nothing writes nothing: a new label on the
+	// policy makes the forecaster apply the policies again.
+	cur, err := so("api")
+	if err != nil {
+		t.Fatal(err)
+	}
+	applied := strings.Count(logs.String(), `msg="policies applied"`)
+	pol = c.getPolicy(t, ns, "api")
+	pol.SetLabels(map[string]string{"touched": "yes"})
+	uctx, ucancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer ucancel()
+	if _, err := c.dyn.Resource(policyGVR).Namespace(ns).Update(uctx, pol, metav1.UpdateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	testutil.Eventually(t, 30*time.Second, "the policies applied again", func() (string, bool) {
+		n := strings.Count(logs.String(), `msg="policies applied"`)
+		return fmt.Sprint(n), n > applied
+	})
+	if again, err := so("api"); err != nil || again.GetResourceVersion() != cur.GetResourceVersion() {
+		t.Errorf("the ScaledObject was written though nothing changed: resourceVersion %s → %v (%v)", cur.GetResourceVersion(), again.GetResourceVersion(), err)
+	}
 
 	// A new name: the new ScaledObject, and the old one deleted; no
 	// scaledObject any more: that one deleted too.
