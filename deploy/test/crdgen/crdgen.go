@@ -153,6 +153,7 @@ func CRDs() ([]*apiextv1.CustomResourceDefinition, error) {
 		{Name: "Lead Time", Type: "string", JSONPath: ".spec.leadTime", Priority: 1},
 		{Name: "Min", Type: "integer", JSONPath: ".spec.capacity.min", Priority: 1},
 		{Name: "Max", Type: "integer", JSONPath: ".spec.capacity.max", Priority: 1},
+		{Name: "ScaledObject", Type: "string", JSONPath: ".status.scaledObject", Priority: 1},
 		{Name: "Message", Type: "string", JSONPath: ready + ".message", Priority: 1},
 	})
 	ds := g.crd("DataSource", "datasources", nil, reflect.TypeFor[policy.DataSourceSpec](), reflect.TypeFor[policy.DataSourceStatus](), []apiextv1.CustomResourceColumnDefinition{
