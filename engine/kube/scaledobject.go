@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"maps"
 	"reflect"
+	"strconv"
 	"time"
 
 	"github.com/go-kit/log/level"
@@ -86,7 +87,15 @@ func applyScaledObject(obj *unstructured.Unstructured, p *policy.ForecastPolicy,
 	if polling != nil {
 		set(*polling, "spec", "pollingInterval")
 	}
-	set(window, "spec", "advanced", "horizontalPodAutoscalerConfig", "behavior", "scaleDown", "stabilizationWindowSeconds")
+	behavior := []string{"spec", "advanced", "horizontalPodAutoscalerConfig", "behavior"}
+	set(window, append(behavior, "scaleDown", "stabilizationWindowSeconds")...)
+	// The HPA's tolerance as the planner assumes it, both ways. A cluster
+	// without the HPAConfigurableTolerance feature ignores it and uses its
+	// own (--horizontal-pod-autoscaler-tolerance, which capacity.tolerance
+	// must then match).
+	tol := strconv.FormatFloat(p.Spec.Capacity.ToleranceValue(), 'f', -1, 64)
+	set(tol, append(behavior, "scaleUp", "tolerance")...)
+	set(tol, append(behavior, "scaleDown", "tolerance")...)
 	triggers, _, _ := unstructured.NestedSlice(obj.Object, "spec", "triggers")
 	out := []any{trigger}
 	for _, t := range triggers {

@@ -58,7 +58,7 @@ spec:
   minReplicaCount: 2
   maxReplicaCount: 40
   pollingInterval: 15
-  advanced: {horizontalPodAutoscalerConfig: {behavior: {scaleDown: {stabilizationWindowSeconds: 600}}}}
+  advanced: {horizontalPodAutoscalerConfig: {behavior: {scaleDown: {stabilizationWindowSeconds: 600, tolerance: "0.1"}, scaleUp: {tolerance: "0.1"}}}}
   triggers:
     - type: external
       name: kedastral

@@ -62,6 +62,9 @@ func TestScaledObjectGenerated(t *testing.T) {
 	if w, _, _ := unstructured.NestedInt64(got.Object, "spec", "advanced", "horizontalPodAutoscalerConfig", "behavior", "scaleDown", "stabilizationWindowSeconds"); w != 300 {
 		t.Errorf("scale-down window %d, want the policy's hpaScaleDownStabilization (5m)", w)
 	}
+	if tol, _, _ := unstructured.NestedString(got.Object, "spec", "advanced", "horizontalPodAutoscalerConfig", "behavior", "scaleUp", "tolerance"); tol != "0.1" {
+		t.Errorf("scale-up tolerance %q, want the policy's 0.1", tol)
+	}
 	triggers, _, _ := unstructured.NestedSlice(got.Object, "spec", "triggers")
 	if len(triggers) != 1 {
 		t.Fatalf("triggers %v", triggers)
