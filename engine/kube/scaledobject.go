@@ -205,7 +205,9 @@ func (s *Source) pruneScaledObjects(ctx context.Context, want map[types.UID]stri
 		list, err := s.client.Resource(ScaledObjectResource).Namespace(ns).List(lctx, metav1.ListOptions{LabelSelector: ManagedByLabel + "=kedastral"})
 		cancel()
 		if err != nil {
-			if !apierrors.IsNotFound(err) { // no KEDA: nothing to prune
+			// No KEDA, or no permission (kubernetesSource.rbac.scaledObjects
+			// off): nothing was generated, nothing to prune.
+			if !apierrors.IsNotFound(err) && !apierrors.IsForbidden(err) {
 				level.Warn(s.logger).Log("msg", "listing generated ScaledObjects", "namespace", ns, "err", err)
 			}
 			continue
