@@ -53,7 +53,7 @@ func simulate(want []float64, tr model.History, c policy.Capacity, o Options) Si
 		end := t.Add(step)
 		d := tr.Values[row]
 		var held, ready, lost float64
-		for at := t; at.Before(end); at = at.Add(sync) {
+		for at := t; at.Before(end); {
 			next := h.Sync(at, want[i])
 			if next != cur {
 				sim.Changes[row]++
@@ -67,6 +67,15 @@ func simulate(want []float64, tr model.History, c policy.Capacity, o Options) Si
 				sim.Replicas[row] = cur
 			}
 			until := at.Add(sync)
+			if h.Settled() {
+				// The rest of the row's syncs change nothing: record the
+				// last of them and take the rest of the row at once (240
+				// syncs of an hourly row are mostly this).
+				if last := t.Add((step - 1) / sync * sync); last.After(at) {
+					h.Sync(last, want[i])
+				}
+				until = end
+			}
 			if until.After(end) {
 				until = end
 			}
@@ -74,6 +83,7 @@ func simulate(want []float64, tr model.History, c policy.Capacity, o Options) Si
 			r, l := readyOver(pods, at, until, d, c.TargetPerPod)
 			ready += r
 			lost += l
+			at = until
 		}
 		sim.End[row] = cur
 		sim.Held[row] = held / float64(step)

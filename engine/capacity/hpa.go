@@ -52,6 +52,11 @@ func (h *HPA) Seed(count int32) {
 	h.runs = h.runs[:0]
 }
 
+// Settled reports whether further syncs with the metric of the last one
+// would change nothing but the time of its recommendation: the window holds
+// one run of recommendations, of the count the HPA holds.
+func (h *HPA) Settled() bool { return len(h.runs) == 1 && h.runs[0].rec == h.count }
+
 // Sync is one sync at time at (calls in non-decreasing time) with the metric
 // in force, in pods (metric over its per-pod target); it returns the count
 // the HPA holds after it. A NaN metric changes nothing.

@@ -35,5 +35,12 @@ func TestHPA(t *testing.T) {
 		if got != s.want || h.Count() != got {
 			t.Fatalf("sync %d at %s with %v: %d (count %d), want %d", i, s.at, s.metric, got, h.Count(), s.want)
 		}
+		// Settled once the window holds only the count it holds: at 0s
+		// and once 9 and later 2 are all that is left; not while a higher
+		// count holds a fall back, nor while an older, lower one is still
+		// in the window (after a rise: conservative, never wrong).
+		if want := i == 0 || i == 5 || i == 6 || i == 8; h.Settled() != want {
+			t.Errorf("sync %d at %s: settled %v, want %v", i, s.at, h.Settled(), want)
+		}
 	}
 }
