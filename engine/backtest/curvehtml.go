@@ -2,7 +2,6 @@ package backtest
 
 import (
 	"fmt"
-	"html/template"
 	"io"
 	"math"
 	"time"
@@ -112,24 +111,7 @@ func WriteCurveHTML(w io.Writer, c *CurveResult) error {
 
 func finite(v float64) bool { return !math.IsNaN(v) && !math.IsInf(v, 0) }
 
-var curveTmpl = template.Must(template.New("curve").Funcs(template.FuncMap{
-	"f": fnum,
-}).Parse(`<!DOCTYPE html>
-<html lang="en">
-<head>
-<meta charset="utf-8">
-<title>{{.Title}}</title>
-<style>
-body { font-family: system-ui, sans-serif; margin: 2em; color: #222; max-width: 1150px; }
-table { border-collapse: collapse; margin: 1em 0; }
-th, td { padding: 0.2em 0.7em; text-align: right; border-bottom: 1px solid #ddd; }
-th:first-child, td:first-child { text-align: left; }
-svg text { font-size: 11px; fill: #333; }
-</style>
-</head>
-<body>
-<h1>{{.Title}}</h1>
-<p>{{.Header}}</p>
+var curveTmpl = htmlTemplate("curve", `{{template "head" .}}
 <h2>Unserved demand against replica-hours, one point per quantile</h2>
 <p>Down is less demand lost (relative to reactive KEDA scaling), left is fewer replica-hours (relative to the oracle, which knows the future and answers exactly). Kedastral's points are the policy at each quantile; the others do not depend on it.</p>
 <svg id="curve" class="chart" xmlns="http://www.w3.org/2000/svg" width="{{.W}}" height="{{.H}}" viewBox="0 0 {{.W}} {{.H}}">
@@ -148,27 +130,5 @@ svg text { font-size: 11px; fill: #333; }
 {{range .Curve}}<tr><td>{{.Quantile}}</td><td>{{f .Coverage}}</td><td>{{f .Scaling.Unserved}}</td><td>{{f .Scaling.UnservedVsReactive}}</td><td>{{f .Scaling.UnderTime}}</td><td>{{f .Scaling.Over}}</td><td>{{printf "%.1f" .Scaling.ReplicaHours}}</td><td>{{f .Scaling.VsOracle}}</td><td>{{.Scaling.ScaleEvents}}</td></tr>
 {{end}}</table>
 <h2>The same at every quantile</h2>
-<table id="scaling">
-<tr><th>method</th><th>unserved demand</th><th>vs reactive</th><th>time under-provisioned</th><th>over-provisioning</th><th>replica-hours</th><th>vs oracle</th><th>scale events</th></tr>
-{{range .Scaling}}<tr><td>{{.Method}}</td><td>{{f .Unserved}}</td><td>{{f .UnservedVsReactive}}</td><td>{{f .UnderTime}}</td><td>{{f .Over}}</td><td>{{printf "%.1f" .ReplicaHours}}</td><td>{{f .VsOracle}}</td><td>{{.ScaleEvents}}</td></tr>
-{{end}}</table>
-<p>See docs/backtest.md for every convention.</p>
-<script>
-// Marks the chart with what the browser drew, for the headless check.
-for (const svg of document.querySelectorAll("svg.chart")) {
-  let lines = 0, points = 0;
-  for (const p of svg.querySelectorAll("polyline.series")) {
-    const b = p.getBBox();
-    if (b.width > 0 || b.height > 0) lines++;
-  }
-  for (const p of svg.querySelectorAll(".point")) {
-    const b = p.getBBox();
-    if (b.width > 0 && b.height > 0) points++;
-  }
-  svg.setAttribute("data-drawn-lines", String(lines));
-  svg.setAttribute("data-drawn-points", String(points));
-}
-</script>
-</body>
-</html>
-`))
+{{template "scaling" .Scaling}}<p>See docs/backtest.md for every convention.</p>
+{{template "foot"}}`)

@@ -248,9 +248,10 @@ func shortNum(v float64) string {
 	return fmt.Sprintf("%.3g", v)
 }
 
-var pageTmpl = template.Must(template.New("page").Funcs(template.FuncMap{
-	"f": fnum,
-}).Parse(`<!DOCTYPE html>
+// htmlParts are the pieces both pages share: the head and its style, the
+// scaling table of a []ScalingScore, and the script that marks each chart
+// with the lines and points the browser drew (for the headless check).
+const htmlParts = `{{define "head"}}<!DOCTYPE html>
 <html lang="en">
 <head>
 <meta charset="utf-8">
@@ -268,6 +269,37 @@ svg text { font-size: 11px; fill: #555; }
 <body>
 <h1>{{.Title}}</h1>
 <p>{{.Header}}</p>
+{{end}}{{define "scaling"}}<table id="scaling">
+<tr><th>method</th><th>unserved demand</th><th>vs reactive</th><th>time under-provisioned</th><th>over-provisioning</th><th>replica-hours</th><th>vs oracle</th><th>scale events</th></tr>
+{{range .}}<tr><td>{{.Method}}</td><td>{{f .Unserved}}</td><td>{{f .UnservedVsReactive}}</td><td>{{f .UnderTime}}</td><td>{{f .Over}}</td><td>{{printf "%.1f" .ReplicaHours}}</td><td>{{f .VsOracle}}</td><td>{{.ScaleEvents}}</td></tr>
+{{end}}</table>
+{{end}}{{define "foot"}}<script>
+// Marks each chart with what the browser drew, for the headless check.
+for (const svg of document.querySelectorAll("svg.chart")) {
+  let lines = 0, points = 0;
+  for (const p of svg.querySelectorAll("polyline.series")) {
+    const b = p.getBBox();
+    if (b.width > 0 || b.height > 0) lines++;
+  }
+  for (const p of svg.querySelectorAll(".point")) {
+    const b = p.getBBox();
+    if (b.width > 0 && b.height > 0) points++;
+  }
+  svg.setAttribute("data-drawn-lines", String(lines));
+  svg.setAttribute("data-drawn-points", String(points));
+}
+</script>
+</body>
+</html>
+{{end}}`
+
+// htmlTemplate parses a page that uses htmlParts.
+func htmlTemplate(name, body string) *template.Template {
+	t := template.Must(template.New(name).Funcs(template.FuncMap{"f": fnum}).Parse(htmlParts))
+	return template.Must(t.Parse(body))
+}
+
+var pageTmpl = htmlTemplate("page", `{{template "head" .}}
 {{range .Charts}}
 <h2>{{.Title}}</h2>
 <div class="legend">{{range .Lines}}<span><i style="background:{{.Color}}"></i>{{.Name}}</span>{{end}}</div>
@@ -280,11 +312,7 @@ svg text { font-size: 11px; fill: #555; }
 </svg>
 {{end}}
 <h2>Scaling outcome</h2>
-<table id="scaling">
-<tr><th>method</th><th>unserved demand</th><th>vs reactive</th><th>time under-provisioned</th><th>over-provisioning</th><th>replica-hours</th><th>vs oracle</th><th>scale events</th></tr>
-{{range .Scaling}}<tr><td>{{.Method}}</td><td>{{f .Unserved}}</td><td>{{f .UnservedVsReactive}}</td><td>{{f .UnderTime}}</td><td>{{f .Over}}</td><td>{{printf "%.1f" .ReplicaHours}}</td><td>{{f .VsOracle}}</td><td>{{.ScaleEvents}}</td></tr>
-{{end}}</table>
-<h2>Forecast error</h2>
+{{template "scaling" .Scaling}}<h2>Forecast error</h2>
 <table id="forecast">
 <tr><th>method</th><th>ahead</th><th>n</th><th>MAE</th><th>wMAPE</th><th>MASE</th><th>coverage</th></tr>
 {{range .Forecast}}<tr><td>{{.Method}}</td><td>{{.AheadS}}</td><td>{{.N}}</td><td>{{f .MAE}}</td><td>{{f .WMAPE}}</td><td>{{f .MASE}}</td><td>{{f .Coverage}}</td></tr>
@@ -292,17 +320,4 @@ svg text { font-size: 11px; fill: #555; }
 <p>MASE divides the mean absolute error by that of the one-day seasonal naive forecast over the scored steps. Coverage is the share of steps at or below the forecast. See docs/backtest.md for every convention.</p>
 {{range .Notes}}<p>{{.}}</p>
 {{end}}
-<script>
-// Marks each chart with what the browser drew, for the headless check.
-for (const svg of document.querySelectorAll("svg.chart")) {
-  let drawn = 0;
-  for (const p of svg.querySelectorAll("polyline.series")) {
-    const b = p.getBBox();
-    if (b.width > 0 && b.height > 0) drawn++;
-  }
-  svg.setAttribute("data-drawn-lines", String(drawn));
-}
-</script>
-</body>
-</html>
-`))
+{{template "foot"}}`)
