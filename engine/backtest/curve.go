@@ -110,3 +110,15 @@ func Curve(ctx context.Context, o Options, quantiles []float64) (*CurveResult, e
 	}
 	return cr, nil
 }
+
+// Others are the scaling outcomes of the methods other than Kedastral,
+// which do not depend on the quantile.
+func (c *CurveResult) Others() []ScalingScore {
+	var out []ScalingScore
+	for _, s := range c.First.Scaling {
+		if s.Method != Kedastral {
+			out = append(out, s)
+		}
+	}
+	return out
+}

@@ -49,11 +49,7 @@ func WriteCurveHTML(w io.Writer, c *CurveResult) error {
 		p.Header += fmt.Sprintf(" Scored from %s to %s (%d steps).", r.Rows[r.ScoredFrom].Time.Format(time.RFC3339),
 			r.Rows[len(r.Rows)-1].Time.Format(time.RFC3339), len(r.Rows)-r.ScoredFrom)
 	}
-	for _, s := range r.Scaling {
-		if s.Method != Kedastral {
-			p.Scaling = append(p.Scaling, s)
-		}
-	}
+	p.Scaling = c.Others()
 	// Axes: replica-hours relative to the oracle, unserved relative to
 	// reactive scaling, over every finite point.
 	xLo, xHi, yHi := math.Inf(1), math.Inf(-1), 0.0

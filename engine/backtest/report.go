@@ -60,8 +60,7 @@ func WriteText(w io.Writer, r *Result) error {
 			r.Rows[0].Time.Format(time.RFC3339), r.Rows[len(r.Rows)-1].Time.Format(time.RFC3339), len(r.Rows),
 			r.Rows[r.ScoredFrom].Time.Format(time.RFC3339), scored)
 	}
-	fmt.Fprintf(w, "simulated HPA: tolerance %v, scale-down stabilization %s, pods ready %s after the request\n",
-		r.Tolerance, fmtDuration(r.Stabilize), fmtDuration(r.PodStartup))
+	writeHPALine(w, r)
 	if r.Errors > 0 {
 		fmt.Fprintf(w, "%d steps could not be evaluated (answered reactively); the first: %v\n", r.Errors, r.FirstError)
 	}
@@ -77,11 +76,28 @@ func WriteText(w io.Writer, r *Result) error {
 	}
 	tw.Flush()
 	fmt.Fprintln(w, "\nscaling outcome")
-	tw = tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, "method\tunserved\tvs reactive\tunder time\tover\treplica-hours\tvs oracle\tscale events\t")
-	for _, s := range r.Scaling {
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%.1f\t%s\t%d\t\n", s.Method, fnum(s.Unserved), fnum(s.UnservedVsReactive),
-			fnum(s.UnderTime), fnum(s.Over), s.ReplicaHours, fnum(s.VsOracle), s.ScaleEvents)
+	return writeScaling(w, r.Scaling)
+}
+
+func writeHPALine(w io.Writer, r *Result) {
+	fmt.Fprintf(w, "simulated HPA: tolerance %v, scale-down stabilization %s, pods ready %s after the request\n",
+		r.Tolerance, fmtDuration(r.Stabilize), fmtDuration(r.PodStartup))
+}
+
+// scalingHead and scalingCells are the columns of a scaling outcome.
+const scalingHead = "unserved\tvs reactive\tunder time\tover\treplica-hours\tvs oracle\tscale events\t"
+
+func scalingCells(s ScalingScore) string {
+	return fmt.Sprintf("%s\t%s\t%s\t%s\t%.1f\t%s\t%d\t", fnum(s.Unserved), fnum(s.UnservedVsReactive),
+		fnum(s.UnderTime), fnum(s.Over), s.ReplicaHours, fnum(s.VsOracle), s.ScaleEvents)
+}
+
+// writeScaling writes a table of scaling outcomes, one method a row.
+func writeScaling(w io.Writer, scores []ScalingScore) error {
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
+	fmt.Fprintln(tw, "method\t"+scalingHead)
+	for _, s := range scores {
+		fmt.Fprintln(tw, s.Method+"\t"+scalingCells(s))
 	}
 	return tw.Flush()
 }
@@ -98,14 +114,8 @@ func fnum(v float64) string {
 
 // jsonResult is the JSON shape of a Result.
 type jsonResult struct {
-	Policy     string         `json:"policy"`
-	Model      string         `json:"model"`
+	jsonSettings
 	Quantile   float64        `json:"quantile"`
-	Step       string         `json:"step"`
-	LeadTime   string         `json:"leadTime"`
-	PodStartup string         `json:"podStartup"`
-	Tolerance  float64        `json:"tolerance"`
-	Stabilize  string         `json:"scaleDownStabilization"`
 	Start      int64          `json:"start"`
 	End        int64          `json:"end"`
 	Steps      int            `json:"steps"`
@@ -155,9 +165,7 @@ func (f jsonFloat) MarshalJSON() ([]byte, error) {
 // in the order of "columns" (the CSV's header).
 func WriteJSON(w io.Writer, r *Result, rows bool) error {
 	j := jsonResult{
-		Policy: r.Policy, Model: r.Model, Quantile: r.Quantile,
-		Step: fmtDuration(r.Step), LeadTime: fmtDuration(r.LeadTime), PodStartup: fmtDuration(r.PodStartup),
-		Tolerance: r.Tolerance, Stabilize: fmtDuration(r.Stabilize),
+		jsonSettings: settingsOf(r), Quantile: r.Quantile,
 		Steps: len(r.Rows), MASEScale: jsonFloat(r.MASEScale), Errors: r.Errors,
 	}
 	if r.FirstError != nil {
@@ -206,30 +214,18 @@ func WriteCurveText(w io.Writer, c *CurveResult) error {
 			r.Rows[0].Time.Format(time.RFC3339), r.Rows[len(r.Rows)-1].Time.Format(time.RFC3339),
 			r.Rows[r.ScoredFrom].Time.Format(time.RFC3339), len(r.Rows)-r.ScoredFrom)
 	}
-	fmt.Fprintf(w, "simulated HPA: tolerance %v, scale-down stabilization %s, pods ready %s after the request\n",
-		r.Tolerance, fmtDuration(r.Stabilize), fmtDuration(r.PodStartup))
+	writeHPALine(w, r)
 	fmt.Fprintln(w, "\ntrade-off curve: Kedastral at each quantile")
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintf(tw, "quantile\tcoverage %s\tunserved\tvs reactive\tunder time\tover\treplica-hours\tvs oracle\tscale events\t\n", aheadLabel(r))
+	fmt.Fprintf(tw, "quantile\tcoverage %s\t%s\n", aheadLabel(r), scalingHead)
 	for _, p := range c.Points {
-		s := p.Scaling
-		fmt.Fprintf(tw, "%v\t%s\t%s\t%s\t%s\t%s\t%.1f\t%s\t%d\t\n", p.Quantile, fnum(p.Coverage), fnum(s.Unserved), fnum(s.UnservedVsReactive),
-			fnum(s.UnderTime), fnum(s.Over), s.ReplicaHours, fnum(s.VsOracle), s.ScaleEvents)
+		fmt.Fprintf(tw, "%v\t%s\t%s\n", p.Quantile, fnum(p.Coverage), scalingCells(p.Scaling))
 	}
 	if err := tw.Flush(); err != nil {
 		return err
 	}
 	fmt.Fprintln(w, "\nthe same at every quantile")
-	tw = tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, "method\tunserved\tvs reactive\tunder time\tover\treplica-hours\tvs oracle\tscale events\t")
-	for _, s := range r.Scaling {
-		if s.Method == Kedastral {
-			continue
-		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%.1f\t%s\t%d\t\n", s.Method, fnum(s.Unserved), fnum(s.UnservedVsReactive),
-			fnum(s.UnderTime), fnum(s.Over), s.ReplicaHours, fnum(s.VsOracle), s.ScaleEvents)
-	}
-	return tw.Flush()
+	return writeScaling(w, c.Others())
 }
 
 func aheadLabel(r *Result) string {
@@ -245,14 +241,24 @@ type jsonCurvePoint struct {
 	Scaling  jsonScaling `json:"scaling"`
 }
 
+// jsonSettings are the policy and simulation settings of a JSON report.
+type jsonSettings struct {
+	Policy     string  `json:"policy"`
+	Model      string  `json:"model"`
+	Step       string  `json:"step"`
+	LeadTime   string  `json:"leadTime"`
+	PodStartup string  `json:"podStartup"`
+	Tolerance  float64 `json:"tolerance"`
+	Stabilize  string  `json:"scaleDownStabilization"`
+}
+
+func settingsOf(r *Result) jsonSettings {
+	return jsonSettings{Policy: r.Policy, Model: r.Model, Step: fmtDuration(r.Step), LeadTime: fmtDuration(r.LeadTime),
+		PodStartup: fmtDuration(r.PodStartup), Tolerance: r.Tolerance, Stabilize: fmtDuration(r.Stabilize)}
+}
+
 type jsonCurve struct {
-	Policy       string           `json:"policy"`
-	Model        string           `json:"model"`
-	Step         string           `json:"step"`
-	LeadTime     string           `json:"leadTime"`
-	PodStartup   string           `json:"podStartup"`
-	Tolerance    float64          `json:"tolerance"`
-	Stabilize    string           `json:"scaleDownStabilization"`
+	jsonSettings
 	CoverageAt   string           `json:"coverageAhead"`
 	Curve        []jsonCurvePoint `json:"curve"`
 	OtherMethods []jsonScaling    `json:"otherMethods"`
@@ -266,18 +272,12 @@ func toJSONScaling(s ScalingScore) jsonScaling {
 // WriteCurveJSON writes the trade-off curve as JSON.
 func WriteCurveJSON(w io.Writer, c *CurveResult) error {
 	r := c.First
-	j := jsonCurve{
-		Policy: r.Policy, Model: r.Model, Step: fmtDuration(r.Step), LeadTime: fmtDuration(r.LeadTime),
-		PodStartup: fmtDuration(r.PodStartup), Tolerance: r.Tolerance, Stabilize: fmtDuration(r.Stabilize),
-		CoverageAt: aheadLabel(r),
-	}
+	j := jsonCurve{jsonSettings: settingsOf(r), CoverageAt: aheadLabel(r)}
 	for _, p := range c.Points {
 		j.Curve = append(j.Curve, jsonCurvePoint{p.Quantile, jsonFloat(p.Coverage), toJSONScaling(p.Scaling)})
 	}
-	for _, s := range r.Scaling {
-		if s.Method != Kedastral {
-			j.OtherMethods = append(j.OtherMethods, toJSONScaling(s))
-		}
+	for _, s := range c.Others() {
+		j.OtherMethods = append(j.OtherMethods, toJSONScaling(s))
 	}
 	enc := json.NewEncoder(w)
 	enc.SetIndent("", "  ")
