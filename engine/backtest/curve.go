@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"math"
 	"runtime"
+	"slices"
 	"sync"
 )
 
@@ -57,7 +58,7 @@ func Curve(ctx context.Context, o Options, quantiles []float64) (*CurveResult, e
 	for i, q := range quantiles {
 		p := *o.Policy
 		p.Spec.Model.Quantile = q
-		p.Spec.Sources = append(p.Spec.Sources[:0:0], p.Spec.Sources...)
+		p.Spec.Sources = slices.Clone(p.Spec.Sources)
 		for k := range p.Spec.Sources {
 			p.Spec.Sources[k].Quantile = 0 // the model's, q
 		}

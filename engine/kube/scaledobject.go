@@ -3,7 +3,6 @@ package kube
 import (
 	"context"
 	"fmt"
-	"maps"
 	"reflect"
 	"strconv"
 	"time"
@@ -35,41 +34,12 @@ type scaledObjectState struct {
 	err  string
 }
 
-// ScaledObjectName is the name of the ScaledObject kept for p.
-func ScaledObjectName(p *policy.ForecastPolicy) string {
+// scaledObjectName is the name of the ScaledObject kept for p.
+func scaledObjectName(p *policy.ForecastPolicy) string {
 	if n := p.Spec.ScaledObject.Name; n != "" {
 		return n
 	}
 	return p.Metadata.Name
-}
-
-// ScaledObjectFields are the fields of the ScaledObject that the forecaster
-// sets for p: spec.scaleTargetRef, min and max replicas, polling interval,
-// the HPA's scale-down stabilization window and the kedastral trigger.
-func ScaledObjectFields(p *policy.ForecastPolicy) (target map[string]any, min, max int64, polling *int64, window int64, trigger map[string]any) {
-	s := &p.Spec
-	target = map[string]any{"name": s.TargetRef.Name}
-	if s.TargetRef.APIVersion != "" {
-		target["apiVersion"] = s.TargetRef.APIVersion
-	}
-	if s.TargetRef.Kind != "" {
-		target["kind"] = s.TargetRef.Kind
-	}
-	if pi := s.ScaledObject.PollingInterval; pi != nil {
-		v := int64(*pi)
-		polling = &v
-	}
-	meta := map[string]any{}
-	for k, v := range s.ScaledObject.TriggerMetadata {
-		meta[k] = v
-	}
-	meta["scalerAddress"] = s.ScaledObject.ScalerAddress
-	meta["policy"] = p.Metadata.Name
-	if p.Metadata.Namespace != "" {
-		meta["policyNamespace"] = p.Metadata.Namespace
-	}
-	trigger = map[string]any{"type": "external", "name": ScaledObjectTrigger, "metadata": meta}
-	return target, int64(s.Capacity.Min), int64(s.Capacity.Max), polling, int64(s.Capacity.HPAScaleDownWindow() / time.Second), trigger
 }
 
 // applyScaledObject sets the fields the forecaster owns in obj (a
@@ -79,23 +49,40 @@ func ScaledObjectFields(p *policy.ForecastPolicy) (target map[string]any, min, m
 // cooldown, the rest of the HPA's behavior.
 func applyScaledObject(obj *unstructured.Unstructured, p *policy.ForecastPolicy, owner metav1.OwnerReference) bool {
 	before := obj.DeepCopy()
-	target, lo, hi, polling, window, trigger := ScaledObjectFields(p)
+	s := &p.Spec
 	set := func(v any, path ...string) { _ = unstructured.SetNestedField(obj.Object, v, path...) }
+	target := map[string]any{"name": s.TargetRef.Name}
+	if s.TargetRef.APIVersion != "" {
+		target["apiVersion"] = s.TargetRef.APIVersion
+	}
+	if s.TargetRef.Kind != "" {
+		target["kind"] = s.TargetRef.Kind
+	}
 	set(target, "spec", "scaleTargetRef")
-	set(lo, "spec", "minReplicaCount")
-	set(hi, "spec", "maxReplicaCount")
-	if polling != nil {
-		set(*polling, "spec", "pollingInterval")
+	set(int64(s.Capacity.Min), "spec", "minReplicaCount")
+	set(int64(s.Capacity.Max), "spec", "maxReplicaCount")
+	if pi := s.ScaledObject.PollingInterval; pi != nil {
+		set(int64(*pi), "spec", "pollingInterval")
 	}
 	behavior := []string{"spec", "advanced", "horizontalPodAutoscalerConfig", "behavior"}
-	set(window, append(behavior, "scaleDown", "stabilizationWindowSeconds")...)
+	set(int64(s.Capacity.HPAScaleDownWindow()/time.Second), append(behavior, "scaleDown", "stabilizationWindowSeconds")...)
 	// The HPA's tolerance as the planner assumes it, both ways. A cluster
 	// without the HPAConfigurableTolerance feature ignores it and uses its
 	// own (--horizontal-pod-autoscaler-tolerance, which capacity.tolerance
 	// must then match).
-	tol := strconv.FormatFloat(p.Spec.Capacity.ToleranceValue(), 'f', -1, 64)
+	tol := strconv.FormatFloat(s.Capacity.ToleranceValue(), 'f', -1, 64)
 	set(tol, append(behavior, "scaleUp", "tolerance")...)
 	set(tol, append(behavior, "scaleDown", "tolerance")...)
+	meta := map[string]any{}
+	for k, v := range s.ScaledObject.TriggerMetadata {
+		meta[k] = v
+	}
+	meta["scalerAddress"] = s.ScaledObject.ScalerAddress
+	meta["policy"] = p.Metadata.Name
+	if p.Metadata.Namespace != "" {
+		meta["policyNamespace"] = p.Metadata.Namespace
+	}
+	trigger := map[string]any{"type": "external", "name": ScaledObjectTrigger, "metadata": meta}
 	triggers, _, _ := unstructured.NestedSlice(obj.Object, "spec", "triggers")
 	out := []any{trigger}
 	for _, t := range triggers {
@@ -161,7 +148,7 @@ func (s *Source) reconcileScaledObjects(ctx context.Context, set *policy.Set, ob
 		if u == nil {
 			continue
 		}
-		name := ScaledObjectName(p)
+		name := scaledObjectName(p)
 		if err := s.reconcileScaledObject(ctx, p, u, name); err != nil {
 			level.Warn(s.logger).Log("msg", "keeping the ScaledObject of a policy", "policy", key, "scaled_object", name, "err", err)
 			state[key] = scaledObjectState{name: name, err: err.Error()}
@@ -170,9 +157,7 @@ func (s *Source) reconcileScaledObjects(ctx context.Context, set *policy.Set, ob
 		state[key] = scaledObjectState{name: name}
 	}
 	s.mu.Lock()
-	if !maps.Equal(s.scaledObjects, state) {
-		s.scaledObjects = state
-	}
+	s.scaledObjects = state
 	s.mu.Unlock()
 	// The ScaledObjects each valid policy should have: one name, or none.
 	want := map[types.UID]string{}
@@ -183,7 +168,7 @@ func (s *Source) reconcileScaledObjects(ctx context.Context, set *policy.Set, ob
 		}
 		want[u.GetUID()] = ""
 		if p.Spec.ScaledObject != nil {
-			want[u.GetUID()] = ScaledObjectName(p)
+			want[u.GetUID()] = scaledObjectName(p)
 		}
 	}
 	s.pruneScaledObjects(ctx, want)
