@@ -3,6 +3,7 @@ package kube
 import (
 	"context"
 	"fmt"
+	"maps"
 	"reflect"
 	"strconv"
 	"time"
@@ -15,6 +16,7 @@ import (
 	"k8s.io/apimachinery/pkg/types"
 
 	"github.com/kedastral/kedastral/engine/policy"
+	"github.com/kedastral/kedastral/engine/scaler"
 )
 
 // ScaledObjectResource is KEDA's ScaledObject.
@@ -40,6 +42,31 @@ func scaledObjectName(p *policy.ForecastPolicy) string {
 		return n
 	}
 	return p.Metadata.Name
+}
+
+// triggerMetadata is the metadata of the kedastral trigger for p: the
+// policy's triggerMetadata, the scaler's address and the policy.
+func triggerMetadata(p *policy.ForecastPolicy) map[string]string {
+	meta := maps.Clone(p.Spec.ScaledObject.TriggerMetadata)
+	if meta == nil {
+		meta = map[string]string{}
+	}
+	meta["scalerAddress"] = p.Spec.ScaledObject.ScalerAddress
+	meta["policy"] = p.Metadata.Name
+	if p.Metadata.Namespace != "" {
+		meta["policyNamespace"] = p.Metadata.Namespace
+	}
+	return meta
+}
+
+// checkTrigger runs the trigger's metadata through the scaler's own parser,
+// so that a ScaledObject the scaler would answer with InvalidArgument is
+// not written; the error names the key.
+func checkTrigger(p *policy.ForecastPolicy) error {
+	if _, err := scaler.ParseMetadata(triggerMetadata(p)); err != nil {
+		return fmt.Errorf("spec.scaledObject.triggerMetadata: the scaler would refuse the trigger: %w", err)
+	}
+	return nil
 }
 
 // applyScaledObject sets the fields the forecaster owns in obj (a
@@ -74,13 +101,8 @@ func applyScaledObject(obj *unstructured.Unstructured, p *policy.ForecastPolicy,
 	set(tol, append(behavior, "scaleUp", "tolerance")...)
 	set(tol, append(behavior, "scaleDown", "tolerance")...)
 	meta := map[string]any{}
-	for k, v := range s.ScaledObject.TriggerMetadata {
+	for k, v := range triggerMetadata(p) {
 		meta[k] = v
-	}
-	meta["scalerAddress"] = s.ScaledObject.ScalerAddress
-	meta["policy"] = p.Metadata.Name
-	if p.Metadata.Namespace != "" {
-		meta["policyNamespace"] = p.Metadata.Namespace
 	}
 	trigger := map[string]any{"type": "external", "name": ScaledObjectTrigger, "metadata": meta}
 	triggers, _, _ := unstructured.NestedSlice(obj.Object, "spec", "triggers")
@@ -223,6 +245,9 @@ func (s *Source) pruneScaledObjects(ctx context.Context, want map[types.UID]stri
 }
 
 func (s *Source) reconcileScaledObject(ctx context.Context, p *policy.ForecastPolicy, u *unstructured.Unstructured, name string) error {
+	if err := checkTrigger(p); err != nil {
+		return err
+	}
 	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
 	owner := metav1.OwnerReference{

@@ -2,6 +2,7 @@ package kube
 
 import (
 	"reflect"
+	"strings"
 	"testing"
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -134,4 +135,17 @@ func normalize(t *testing.T, o map[string]any) map[string]any {
 func dump(t *testing.T, o map[string]any) string {
 	b, _ := yaml.Marshal(o)
 	return string(b)
+}
+
+// TestCheckTrigger: the trigger's metadata goes through the scaler's own
+// parser before a ScaledObject is written, and a key it does not know is
+// named.
+func TestCheckTrigger(t *testing.T) {
+	if err := checkTrigger(soPolicy(t, "    triggerMetadata: {maxForecastAge: 2m, matchLabels: 'svc=api'}\n")); err != nil {
+		t.Errorf("valid metadata: %v", err)
+	}
+	err := checkTrigger(soPolicy(t, "    triggerMetadata: {maxForcastAge: 2m}\n"))
+	if err == nil || !strings.Contains(err.Error(), "maxForcastAge") || !strings.Contains(err.Error(), "unknown key") {
+		t.Errorf("a misspelt key: %v", err)
+	}
 }
