@@ -35,7 +35,7 @@ func simulate(want []float64, tr model.History, c policy.Capacity, o Options) Si
 		Unserved: make([]float64, n), Changes: make([]int32, n),
 	}
 	step := tr.Step
-	cur := proposal(want[0], c)
+	cur := capacity.Proposal(want[0], c.Min, c.Max)
 	h := capacity.NewHPA(c, o.Tolerance, o.ScaleDownStabilization, cur)
 	var pods []time.Time // ready times, non-decreasing
 	for range cur {
@@ -121,12 +121,6 @@ func readyOver(pods []time.Time, from, to time.Time, d, perPod float64) (capacit
 		}
 		k++
 	}
-}
-
-// proposal is the HPA's count for a metric of want pods: ceil(want), up to
-// float noise, clamped to [min, max]; min for an unknown metric.
-func proposal(want float64, c policy.Capacity) int32 {
-	return capacity.Need(want, policy.Capacity{TargetPerPod: 1, Headroom: 1, Min: c.Min, Max: c.Max})
 }
 
 // replicaAnswers turns replica counts into the metric the HPA sees from

@@ -52,6 +52,13 @@ func (h *HPA) Seed(count int32) {
 	h.runs = h.runs[:0]
 }
 
+// Proposal is the HPA's count for a metric of want pods (the metric over
+// its per-pod target): ceil(want), up to float noise, clamped to
+// [min, max]; min for an unknown metric.
+func Proposal(want float64, min, max int32) int32 {
+	return Need(want, policy.Capacity{TargetPerPod: 1, Headroom: 1, Min: min, Max: max})
+}
+
 // Settled reports whether further syncs with the metric of the last one
 // would change nothing but the time of its recommendation: the window holds
 // one run of recommendations, of the count the HPA holds.
@@ -69,7 +76,7 @@ func (h *HPA) Sync(at time.Time, metric float64) int32 {
 	h.runs = h.runs[i:]
 	rec := h.count
 	if !math.IsNaN(metric) && !UsageWithinTolerance(metric, h.count, h.tolerance) {
-		rec = Need(metric, policy.Capacity{TargetPerPod: 1, Headroom: 1, Min: h.min, Max: h.max})
+		rec = Proposal(metric, h.min, h.max)
 	}
 	if n := len(h.runs); n > 0 && h.runs[n-1].rec == rec {
 		h.runs[n-1].last = at
