@@ -9,12 +9,15 @@ import (
 	"math"
 	"os"
 	"os/signal"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
 
 	"github.com/prometheus/common/config"
 	prommodel "github.com/prometheus/common/model"
+	"github.com/prometheus/prometheus/model/labels"
+	"github.com/prometheus/prometheus/promql/parser"
 
 	"github.com/kedastral/kedastral/engine/backtest"
 	"github.com/kedastral/kedastral/engine/model"
@@ -32,6 +35,7 @@ type BacktestCmd struct {
 		URL     string        `name:"url" xor:"input" required:"" help:"Read the history with the policy's query from this Prometheus instead of --trace."`
 		Timeout time.Duration `name:"timeout" default:"2m" help:"Timeout of each query_range request."`
 	} `embed:"" prefix:"prometheus."`
+	Series        string              `name:"series" placeholder:"SELECTOR" help:"With --prometheus.url: backtest only the series of the query's result that match this label selector, e.g. '{job=\"api\"}'. Several series are backtested each and summed up (--output text or json)."`
 	Start         string              `name:"start" default:"-14d" help:"With --prometheus.url: start of the history, as now-relative (-14d), RFC 3339 or Unix seconds."`
 	End           string              `name:"end" default:"now" help:"With --prometheus.url: end of the history (now, -1h, RFC 3339 or Unix seconds)."`
 	Output        string              `name:"output" enum:"text,csv,json,html" default:"text" help:"Output format: text (summary), csv (one row per step), json (summary and rows), html (charts and summary)."`
@@ -59,6 +63,14 @@ func (c *BacktestCmd) Validate() error {
 	}
 	if w := c.Stabilization; w != nil && time.Duration(*w) > time.Hour {
 		return fmt.Errorf("--hpa.scale-down-stabilization must be at most 1h, got %s", *w)
+	}
+	if c.Series != "" {
+		if c.Prometheus.URL == "" {
+			return fmt.Errorf("--series selects among the series of --prometheus.url; a --trace is one series")
+		}
+		if _, err := parser.NewParser(parser.Options{}).ParseMetricSelector(c.Series); err != nil {
+			return fmt.Errorf("--series %q: %w", c.Series, err)
+		}
 	}
 	return nil
 }
@@ -89,9 +101,18 @@ func (c *BacktestCmd) Run() error {
 	defer stop()
 	step := time.Duration(p.Spec.Step)
 	var h model.History
+	var many []backtest.Series
 	if c.Prometheus.URL != "" {
-		if h, err = c.queryHistory(ctx, p); err != nil {
+		series, err := c.queryHistory(ctx, p)
+		if err != nil {
 			return err
+		}
+		if len(series) == 1 {
+			h = series[0].Trace
+		} else if err := c.severalSeries(series); err != nil {
+			return err
+		} else {
+			many = series
 		}
 	} else {
 		points, err := trace.ReadFile(c.Trace)
@@ -124,9 +145,13 @@ func (c *BacktestCmd) Run() error {
 	}
 	var res *backtest.Result
 	var curve *backtest.CurveResult
-	if len(c.Quantiles) > 0 {
+	var all *backtest.ManyResult
+	switch {
+	case many != nil:
+		all, err = backtest.RunMany(ctx, opts, many)
+	case len(c.Quantiles) > 0:
 		curve, err = backtest.Curve(ctx, opts, c.Quantiles)
-	} else {
+	default:
 		res, err = backtest.Run(ctx, opts)
 	}
 	if err != nil {
@@ -143,6 +168,10 @@ func (c *BacktestCmd) Run() error {
 	}
 	bw := bufio.NewWriter(w)
 	switch {
+	case all != nil && c.Output == "json":
+		err = backtest.WriteManyJSON(bw, all)
+	case all != nil:
+		err = backtest.WriteManyText(bw, all)
 	case curve != nil && c.Output == "json":
 		err = backtest.WriteCurveJSON(bw, curve)
 	case curve != nil && c.Output == "html":
@@ -169,38 +198,86 @@ func (c *BacktestCmd) Run() error {
 	return err
 }
 
-// queryHistory reads the policy's query over [--start, --end] at its step.
-func (c *BacktestCmd) queryHistory(ctx context.Context, p *policy.ForecastPolicy) (model.History, error) {
+// queryHistory reads the policy's query over [--start, --end] at its step:
+// the series of its result that --series selects, sorted by their labels.
+func (c *BacktestCmd) queryHistory(ctx context.Context, p *policy.ForecastPolicy) ([]backtest.Series, error) {
 	now := time.Now()
 	start, err := parseTime(c.Start, now)
 	if err != nil {
-		return model.History{}, fmt.Errorf("--start: %w", err)
+		return nil, fmt.Errorf("--start: %w", err)
 	}
 	end, err := parseTime(c.End, now)
 	if err != nil {
-		return model.History{}, fmt.Errorf("--end: %w", err)
+		return nil, fmt.Errorf("--end: %w", err)
 	}
 	if !end.After(start) {
-		return model.History{}, fmt.Errorf("--end %s is not after --start %s", end.Format(time.RFC3339), start.Format(time.RFC3339))
+		return nil, fmt.Errorf("--end %s is not after --start %s", end.Format(time.RFC3339), start.Format(time.RFC3339))
+	}
+	var matchers []*labels.Matcher
+	if c.Series != "" {
+		if matchers, err = parser.NewParser(parser.Options{}).ParseMetricSelector(c.Series); err != nil {
+			return nil, fmt.Errorf("--series %q: %w", c.Series, err)
+		}
 	}
 	client, err := promapi.NewClient(promapi.ClientConfig{URL: c.Prometheus.URL, HTTPClientConfig: config.DefaultHTTPClientConfig, Timeout: c.Prometheus.Timeout})
 	if err != nil {
-		return model.History{}, err
+		return nil, err
 	}
 	step := time.Duration(p.Spec.Step)
 	q := p.Spec.Sources[0].Query
-	series, err := client.QueryRange(ctx, q, start.Truncate(step), end.Truncate(step), step)
+	result, err := client.QueryRange(ctx, q, start.Truncate(step), end.Truncate(step), step)
 	if err != nil {
-		return model.History{}, err
+		return nil, err
 	}
-	switch len(series) {
-	case 0:
-		return model.History{}, fmt.Errorf("query %q returned no series between %s and %s", q, start.Format(time.RFC3339), end.Format(time.RFC3339))
-	case 1:
+	if len(result) == 0 {
+		return nil, fmt.Errorf("query %q returned no series between %s and %s", q, start.Format(time.RFC3339), end.Format(time.RFC3339))
+	}
+	var out []backtest.Series
+	for _, s := range result {
+		if !matchAll(matchers, s.Labels) {
+			continue
+		}
+		h, err := backtest.FromSamples(s.Points, step)
+		if err != nil {
+			return nil, fmt.Errorf("series %s: %w", s.Labels, err)
+		}
+		out = append(out, backtest.Series{Labels: s.Labels, Trace: h})
+	}
+	if len(out) == 0 {
+		return nil, fmt.Errorf("none of the %d series of query %q matches --series %s (e.g. %s)", len(result), q, c.Series, result[0].Labels)
+	}
+	slices.SortFunc(out, func(a, b backtest.Series) int { return labels.Compare(a.Labels, b.Labels) })
+	return out, nil
+}
+
+func matchAll(ms []*labels.Matcher, l labels.Labels) bool {
+	for _, m := range ms {
+		if !m.Matches(l.Get(m.Name)) {
+			return false
+		}
+	}
+	return true
+}
+
+// severalSeries checks that the output can show several series: the
+// summary (text or json) can, the per-step csv, the html page and the
+// trade-off curve show one.
+func (c *BacktestCmd) severalSeries(series []backtest.Series) error {
+	what := ""
+	switch {
+	case len(c.Quantiles) > 0:
+		what = "--quantiles draws the trade-off curve of one series"
+	case c.Output == "csv" || c.Output == "html":
+		what = fmt.Sprintf("--output %s shows one series", c.Output)
 	default:
-		return model.History{}, fmt.Errorf("query %q returned %d series (e.g. %s); backtest one: narrow the query in a copy of the policy", q, len(series), series[0].Labels)
+		return nil
 	}
-	return backtest.FromSamples(series[0].Points, step)
+	names := []string{series[0].Labels.String(), series[1].Labels.String()}
+	if len(series) > 2 {
+		names = append(names, "...")
+	}
+	return fmt.Errorf("%d series to backtest (%s); %s: pick one with --series '%s'",
+		len(series), strings.Join(names, ", "), what, series[0].Labels)
 }
 
 // parseTime reads now, a now-relative duration (-14d), RFC 3339 or Unix seconds.

@@ -187,10 +187,15 @@ func TestBacktestFromPrometheus(t *testing.T) {
 		}
 		series.Points = append(series.Points, promtest.Point{T: (sec + 1800) * 1000, V: f})
 	}
+	// A second city with twice the demand, for a query with two series.
+	sf := promtest.Series{Name: "taxi_passengers", Labels: labels.FromStrings("city", "sf")}
+	for _, pt := range series.Points {
+		sf.Points = append(sf.Points, promtest.Point{T: pt.T, V: 2 * pt.V})
+	}
 	dir := t.TempDir()
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	if err := promtest.CreateBlocks(ctx, dir, []promtest.Series{series}); err != nil {
+	if err := promtest.CreateBlocks(ctx, dir, []promtest.Series{series, sf}); err != nil {
 		t.Fatal(err)
 	}
 	// The trace is from 2015: keep it.
@@ -226,5 +231,53 @@ func TestBacktestFromPrometheus(t *testing.T) {
 	out, code := kedastral(t, "backtest", "--policy", policyFile, "--prometheus.url", prom.URL(), "--start", "1", "--end", "1000")
 	if code == 0 || !strings.Contains(out, "returned no series") {
 		t.Errorf("empty range: exit %d, %s", code, out)
+	}
+
+	// The query of both cities: each is backtested, and summed up.
+	both := filepath.Join(t.TempDir(), "both.yaml")
+	if err := os.WriteFile(both, []byte(strings.Replace(string(pol),
+		"query: sum(rate(taxi_passengers_total[30m])) * 1800", `query: taxi_passengers`, 1)), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	span := []string{"--prometheus.url", prom.URL(), "--start", strconv.FormatInt(first, 10), "--end", strconv.FormatInt(last, 10)}
+	bt := func(args ...string) (string, int) {
+		return kedastral(t, append(append([]string{"backtest", "--policy", both}, span...), args...)...)
+	}
+	if out, code := bt("--output", "csv"); code == 0 ||
+		!strings.Contains(out, `2 series to backtest ({city="nyc"}, {city="sf"}); --output csv shows one series: pick one with --series '{city="nyc"}'`) {
+		t.Errorf("csv of two series: exit %d, %s", code, out)
+	}
+	if out, code := bt("--output", "csv", "--series", `{city="nyc"}`); code != 0 || out != fromFile {
+		t.Errorf("--series {city=\"nyc\"}: exit %d, the replay differs from the trace file's (%d and %d bytes)", code, len(out), len(fromFile))
+	}
+	out, code = bt()
+	if code != 0 {
+		t.Fatal(out)
+	}
+	for _, want := range []string{"2 series, from ", `{city="nyc"}`, `{city="sf"}`, "all series together (2 of 2 backtested)", "kedastral", "oracle"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("text of two series lacks %q:\n%s", want, out)
+		}
+	}
+	jsonOut, code := bt("--output", "json", "--series", `{city=~"nyc|sf"}`)
+	var j struct {
+		Series []struct {
+			Labels map[string]string `json:"labels"`
+		} `json:"series"`
+		Total []struct {
+			Method string `json:"method"`
+		} `json:"total"`
+	}
+	if err := json.Unmarshal([]byte(jsonOut), &j); code != 0 || err != nil || len(j.Series) != 2 || j.Series[1].Labels["city"] != "sf" || len(j.Total) == 0 {
+		t.Errorf("json of two series: exit %d, %v: %s", code, err, jsonOut)
+	}
+	if out, code := bt("--series", `{city="la"}`); code == 0 || !strings.Contains(out, `none of the 2 series of query "taxi_passengers" matches --series {city="la"}`) {
+		t.Errorf("--series matching none: exit %d, %s", code, out)
+	}
+	if out, code := bt("--series", `{city=`); code == 0 || !strings.Contains(out, `--series "{city=": `) {
+		t.Errorf("--series that does not parse: exit %d, %s", code, out)
+	}
+	if out, code := kedastral(t, "backtest", "--policy", both, "--trace", trace, "--series", `{city="nyc"}`); code == 0 || !strings.Contains(out, "--series selects among the series of --prometheus.url") {
+		t.Errorf("--series with --trace: exit %d, %s", code, out)
 	}
 }

@@ -104,6 +104,11 @@ type ScalingScore struct {
 	VsOracle float64
 	// ScaleEvents counts changes of the HPA's replica count.
 	ScaleEvents int
+	// demand is the summed demand of the scored steps with a value, steps
+	// their count and under those with unserved demand: what outcomes of
+	// several series are summed with (Total).
+	demand       float64
+	steps, under int
 }
 
 // Sim is the simulated HPA of one method, per step.
@@ -497,6 +502,7 @@ func scoreScaling(method string, sim Sim, v []float64, from int, step time.Durat
 		// the integral of max(0, capacity − demand) over the step.
 		over += max(0, sim.Capacity[j]-d+sim.Unserved[j])
 	}
+	sc.demand, sc.steps, sc.under = demand, steps, under
 	if demand > 0 {
 		sc.Unserved = unserved / demand
 		sc.Over = over / demand

@@ -45,16 +45,7 @@ func Curve(ctx context.Context, o Options, quantiles []float64) (*CurveResult, e
 			return nil, fmt.Errorf("backtest: quantile %v is not in (0, 1)", q)
 		}
 	}
-	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	results := make([]*Result, len(quantiles))
-	errs := make([]error, len(quantiles))
-	var mu sync.Mutex
-	done := make([]int, len(quantiles))
-	total := len(o.Trace.Values) * len(quantiles)
-	progress := o.Progress
-	sem := make(chan struct{}, runtime.GOMAXPROCS(0))
-	var wg sync.WaitGroup
+	runs := make([]Options, len(quantiles))
 	for i, q := range quantiles {
 		p := *o.Policy
 		p.Spec.Model.Quantile = q
@@ -62,32 +53,12 @@ func Curve(ctx context.Context, o Options, quantiles []float64) (*CurveResult, e
 		for k := range p.Spec.Sources {
 			p.Spec.Sources[k].Quantile = 0 // the model's, q
 		}
-		ro := o
-		ro.Policy = &p
-		if progress != nil {
-			ro.Progress = func(d, _ int) {
-				mu.Lock()
-				defer mu.Unlock()
-				done[i] = d
-				var sum int
-				for _, v := range done {
-					sum += v
-				}
-				progress(sum, total)
-			}
-		}
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			sem <- struct{}{}
-			defer func() { <-sem }()
-			results[i], errs[i] = Run(ctx, ro)
-			if errs[i] != nil {
-				cancel()
-			}
-		}()
+		runs[i] = o
+		runs[i].Policy = &p
 	}
-	wg.Wait()
+	results := make([]*Result, len(quantiles))
+	errs := make([]error, len(quantiles))
+	runAll(ctx, runs, o.Progress, true, func(i int, r *Result, err error) { results[i], errs[i] = r, err })
 	for i, err := range errs {
 		if err != nil && !errors.Is(err, context.Canceled) {
 			return nil, fmt.Errorf("quantile %v: %w", quantiles[i], err)
@@ -110,6 +81,56 @@ func Curve(ctx context.Context, o Options, quantiles []float64) (*CurveResult, e
 		cr.Points = append(cr.Points, pt)
 	}
 	return cr, nil
+}
+
+// runAll runs the backtests on up to GOMAXPROCS cores and hands each
+// outcome to done (from the goroutine that ran it, so done must be safe for
+// that: each index is handed once). progress, when set, sees the steps of
+// all runs together; the runs' own Progress is not called. With failFast the
+// first error cancels the runs still going.
+func runAll(ctx context.Context, runs []Options, progress func(done, total int), failFast bool, done func(i int, r *Result, err error)) {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	var mu sync.Mutex
+	steps := make([]int, len(runs))
+	total := 0
+	for _, o := range runs {
+		total += len(o.Trace.Values)
+	}
+	sem := make(chan struct{}, runtime.GOMAXPROCS(0))
+	var wg sync.WaitGroup
+	for i := range runs {
+		ro := runs[i]
+		ro.Progress = nil
+		report := func(d int) {
+			mu.Lock()
+			defer mu.Unlock()
+			steps[i] = d
+			var sum int
+			for _, v := range steps {
+				sum += v
+			}
+			progress(sum, total)
+		}
+		if progress != nil {
+			ro.Progress = func(d, _ int) { report(d) }
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			sem <- struct{}{}
+			defer func() { <-sem }()
+			r, err := Run(ctx, ro)
+			if err != nil && failFast {
+				cancel()
+			}
+			if progress != nil && err != nil {
+				report(len(ro.Trace.Values)) // done with it, though it ended early
+			}
+			done(i, r, err)
+		}()
+	}
+	wg.Wait()
 }
 
 // Others are the scaling outcomes of the methods other than Kedastral,

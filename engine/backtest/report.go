@@ -293,3 +293,107 @@ func quantileNote(r *Result) string {
 	}
 	return fmt.Sprintf("kedastral forecasts the %v quantile (the policy's model.quantile), not the expected value: its MAE and MASE compare with the point forecasts only at quantile 0.5 (backtest a copy of the policy with model.quantile: 0.5); its measure here is the coverage.", r.Quantile)
 }
+
+// WriteManyText writes the backtest of several series: Kedastral's outcome
+// per series, the series that could not be backtested, and every method's
+// outcome over all series together.
+func WriteManyText(w io.Writer, m *ManyResult) error {
+	r := m.Settings
+	fmt.Fprintf(w, "policy %s: model %s at quantile %v, step %s, lead time %s\n", r.Policy, r.Model, r.Quantile, fmtDuration(r.Step), fmtDuration(r.LeadTime))
+	var first, last time.Time
+	var failed []SeriesOutcome
+	for _, s := range m.Series {
+		if s.Err != nil {
+			failed = append(failed, s)
+			continue
+		}
+		if first.IsZero() || s.Start.Before(first) {
+			first = s.Start
+		}
+		if s.End.After(last) {
+			last = s.End
+		}
+	}
+	fmt.Fprintf(w, "%d series, from %s to %s\n", len(m.Series), first.Format(time.RFC3339), last.Format(time.RFC3339))
+	writeHPALine(w, r)
+	fmt.Fprintln(w, "\nper series: Kedastral's scaling outcome, and reactive KEDA's replica-hours against the oracle's")
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
+	fmt.Fprintf(tw, "series\tscored steps\tcoverage %s\tunserved\tvs reactive\treplica-hours\tvs oracle\treactive vs oracle\tsteps not evaluated\t\n", aheadLabel(r))
+	for _, s := range m.Series {
+		if s.Err != nil {
+			continue
+		}
+		k, re := methodScore(s.Scaling, Kedastral), methodScore(s.Scaling, Reactive)
+		fmt.Fprintf(tw, "%s\t%d\t%s\t%s\t%s\t%.1f\t%s\t%s\t%d\t\n", s.Labels, s.Scored, fnum(s.Coverage),
+			fnum(k.Unserved), fnum(k.UnservedVsReactive), k.ReplicaHours, fnum(k.VsOracle), fnum(re.VsOracle), s.Errors)
+	}
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	if len(failed) > 0 {
+		fmt.Fprintf(w, "\nnot backtested (%d):\n", len(failed))
+		for _, s := range failed {
+			fmt.Fprintf(w, "  %s: %v\n", s.Labels, s.Err)
+		}
+	}
+	fmt.Fprintf(w, "\nall series together (%d of %d backtested)\n", len(m.Series)-len(failed), len(m.Series))
+	return writeScaling(w, m.Total)
+}
+
+// methodScore is the score of method m; a zero score when it is missing.
+func methodScore(scores []ScalingScore, m string) ScalingScore {
+	for _, s := range scores {
+		if s.Method == m {
+			return s
+		}
+	}
+	return ScalingScore{Method: m, Unserved: math.NaN(), UnservedVsReactive: math.NaN(), VsOracle: math.NaN()}
+}
+
+type jsonMany struct {
+	jsonSettings
+	Quantile   float64             `json:"quantile"`
+	CoverageAt string              `json:"coverageAhead"`
+	Series     []jsonSeriesOutcome `json:"series"`
+	Total      []jsonScaling       `json:"total"`
+}
+
+type jsonSeriesOutcome struct {
+	Labels     map[string]string `json:"labels"`
+	Start      int64             `json:"start,omitempty"`
+	End        int64             `json:"end,omitempty"`
+	Scored     int               `json:"scoredSteps"`
+	Coverage   jsonFloat         `json:"coverage"`
+	Errors     int               `json:"errors"`
+	FirstError string            `json:"firstError,omitempty"`
+	Error      string            `json:"error,omitempty"`
+	Scaling    []jsonScaling     `json:"scaling"`
+}
+
+// WriteManyJSON writes the backtest of several series as JSON: per series
+// its scores (every method), and the total.
+func WriteManyJSON(w io.Writer, m *ManyResult) error {
+	r := m.Settings
+	j := jsonMany{jsonSettings: settingsOf(r), Quantile: r.Quantile, CoverageAt: aheadLabel(r), Series: []jsonSeriesOutcome{}}
+	for _, s := range m.Series {
+		o := jsonSeriesOutcome{Labels: s.Labels.Map(), Scored: s.Scored, Coverage: jsonFloat(s.Coverage), Errors: s.Errors, Scaling: []jsonScaling{}}
+		if s.Err != nil {
+			o.Error = s.Err.Error()
+		} else {
+			o.Start, o.End = s.Start.Unix(), s.End.Unix()
+		}
+		if s.FirstError != nil {
+			o.FirstError = s.FirstError.Error()
+		}
+		for _, sc := range s.Scaling {
+			o.Scaling = append(o.Scaling, toJSONScaling(sc))
+		}
+		j.Series = append(j.Series, o)
+	}
+	for _, sc := range m.Total {
+		j.Total = append(j.Total, toJSONScaling(sc))
+	}
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	return enc.Encode(j)
+}
