@@ -106,7 +106,7 @@ type ScalingScore struct {
 	ScaleEvents int
 	// demand is the summed demand of the scored steps with a value, steps
 	// their count and under those with unserved demand: what outcomes of
-	// several series are summed with (Total).
+	// several series are summed with (ManyResult.Total).
 	demand       float64
 	steps, under int
 }
