@@ -7,6 +7,7 @@ import (
 	"math"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strconv"
 	"strings"
 	"testing"
@@ -270,6 +271,11 @@ func TestBacktestFromPrometheus(t *testing.T) {
 	}
 	if err := json.Unmarshal([]byte(jsonOut), &j); code != 0 || err != nil || len(j.Series) != 2 || j.Series[1].Labels["city"] != "sf" || len(j.Total) == 0 {
 		t.Errorf("json of two series: exit %d, %v: %s", code, err, jsonOut)
+	}
+	curve, code := bt("--quantiles", "0.6,0.8")
+	if code != 0 || !strings.Contains(curve, "2 series, each backtested on its own and summed up (2 of 2 backtested)") ||
+		!regexp.MustCompile(`(?m)^\s+0\.6\s+0\.\d+\s`).MatchString(curve) || !regexp.MustCompile(`(?m)^\s+0\.8\s+0\.\d+\s`).MatchString(curve) {
+		t.Errorf("--quantiles over two series: exit %d, %s", code, curve)
 	}
 	if out, code := bt("--series", `{city="la"}`); code == 0 || !strings.Contains(out, `none of the 2 series of query "taxi_passengers" matches --series {city="la"}`) {
 		t.Errorf("--series matching none: exit %d, %s", code, out)

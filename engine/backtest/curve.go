@@ -8,6 +8,8 @@ import (
 	"runtime"
 	"slices"
 	"sync"
+
+	"github.com/kedastral/kedastral/engine/policy"
 )
 
 // CurvePoint is Kedastral's outcome at one quantile.
@@ -23,8 +25,12 @@ type CurvePoint struct {
 // scaling outcome at each quantile, and the methods that do not depend on
 // the quantile (from the first run).
 type CurveResult struct {
-	First  *Result // the run at Points[0].Quantile
+	First  *Result // the run at Points[0].Quantile (its settings and total, over several series)
 	Points []CurvePoint
+	// Series is the number of series summed up (CurveMany), 0 for one trace;
+	// Failed are those that could not be backtested.
+	Series int
+	Failed []SeriesOutcome
 }
 
 // Curve backtests o.Policy once per quantile (the policy's model.quantile
@@ -34,27 +40,13 @@ type CurveResult struct {
 // quantile sets, on this trace. o.Progress, when set, sees the steps of all
 // runs together.
 func Curve(ctx context.Context, o Options, quantiles []float64) (*CurveResult, error) {
-	if o.Policy == nil {
-		return nil, errors.New("backtest: no policy")
-	}
-	if len(quantiles) == 0 {
-		return nil, errors.New("backtest: no quantiles")
-	}
-	for _, q := range quantiles {
-		if !(q > 0 && q < 1) {
-			return nil, fmt.Errorf("backtest: quantile %v is not in (0, 1)", q)
-		}
+	if err := checkCurve(o, quantiles); err != nil {
+		return nil, err
 	}
 	runs := make([]Options, len(quantiles))
 	for i, q := range quantiles {
-		p := *o.Policy
-		p.Spec.Model.Quantile = q
-		p.Spec.Sources = slices.Clone(p.Spec.Sources)
-		for k := range p.Spec.Sources {
-			p.Spec.Sources[k].Quantile = 0 // the model's, q
-		}
 		runs[i] = o
-		runs[i].Policy = &p
+		runs[i].Policy = atQuantile(o.Policy, q)
 	}
 	results := make([]*Result, len(quantiles))
 	errs := make([]error, len(quantiles))
@@ -69,18 +61,105 @@ func Curve(ctx context.Context, o Options, quantiles []float64) (*CurveResult, e
 	}
 	cr := &CurveResult{First: results[0]}
 	for i, r := range results {
-		pt := CurvePoint{Quantile: quantiles[i], Coverage: math.NaN()}
+		pt := CurvePoint{Quantile: quantiles[i], Coverage: math.NaN(), Scaling: methodScore(r.Scaling, Kedastral)}
 		if len(r.Forecast) > 0 {
 			pt.Coverage = r.Forecast[0].Coverage // Kedastral at the first ahead
-		}
-		for _, s := range r.Scaling {
-			if s.Method == Kedastral {
-				pt.Scaling = s
-			}
 		}
 		cr.Points = append(cr.Points, pt)
 	}
 	return cr, nil
+}
+
+// CurveMany is Curve over several series of the policy's query: at each
+// quantile every series is backtested on its own and Kedastral's outcome is
+// the total over them (ManyResult.Total), its coverage the share over all
+// their scored forecasts. First holds the settings and, as Scaling, every
+// method's total at the first quantile; Failed the series that could not be
+// backtested. A failed series does not stop the others.
+func CurveMany(ctx context.Context, o Options, series []Series, quantiles []float64) (*CurveResult, error) {
+	if err := checkCurve(o, quantiles); err != nil {
+		return nil, err
+	}
+	if len(series) == 0 {
+		return nil, errors.New("backtest: no series")
+	}
+	n := len(series)
+	runs := make([]Options, 0, len(quantiles)*n)
+	for _, q := range quantiles {
+		p := atQuantile(o.Policy, q)
+		for _, s := range series {
+			ro := o
+			ro.Policy, ro.Trace = p, s.Trace
+			runs = append(runs, ro)
+		}
+	}
+	outs := make([]SeriesOutcome, len(runs))
+	settings := make([]*Result, len(runs))
+	runAll(ctx, runs, o.Progress, false, func(i int, r *Result, err error) {
+		outs[i], settings[i] = outcomeOf(series[i%n].Labels, r, err)
+	})
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	cr := &CurveResult{Series: n}
+	for k, q := range quantiles {
+		part := outs[k*n : (k+1)*n]
+		tot := total(part)
+		if tot == nil {
+			return nil, fmt.Errorf("no series could be backtested; %s: %w", part[0].Labels, part[0].Err)
+		}
+		pt := CurvePoint{Quantile: q, Coverage: math.NaN(), Scaling: methodScore(tot, Kedastral)}
+		var covered float64
+		var scored int
+		for _, s := range part {
+			if s.Err == nil && !math.IsNaN(s.Coverage) {
+				covered += s.Coverage * float64(s.coverageN)
+				scored += s.coverageN
+			}
+		}
+		if scored > 0 {
+			pt.Coverage = covered / float64(scored)
+		}
+		cr.Points = append(cr.Points, pt)
+		if k == 0 {
+			for i, s := range part {
+				if s.Err != nil {
+					cr.Failed = append(cr.Failed, s)
+				} else if cr.First == nil {
+					cr.First = settings[i]
+				}
+			}
+			cr.First.Scaling = tot
+		}
+	}
+	return cr, nil
+}
+
+func checkCurve(o Options, quantiles []float64) error {
+	if o.Policy == nil {
+		return errors.New("backtest: no policy")
+	}
+	if len(quantiles) == 0 {
+		return errors.New("backtest: no quantiles")
+	}
+	for _, q := range quantiles {
+		if !(q > 0 && q < 1) {
+			return fmt.Errorf("backtest: quantile %v is not in (0, 1)", q)
+		}
+	}
+	return nil
+}
+
+// atQuantile is a copy of p whose model.quantile and every source's
+// quantile is q.
+func atQuantile(p *policy.ForecastPolicy, q float64) *policy.ForecastPolicy {
+	c := *p
+	c.Spec.Model.Quantile = q
+	c.Spec.Sources = slices.Clone(c.Spec.Sources)
+	for k := range c.Spec.Sources {
+		c.Spec.Sources[k].Quantile = 0 // the model's, q
+	}
+	return &c
 }
 
 // runAll runs the backtests on up to GOMAXPROCS cores and hands each

@@ -49,6 +49,9 @@ func WriteCurveHTML(w io.Writer, c *CurveResult) error {
 		p.Header += fmt.Sprintf(" Scored from %s to %s (%d steps).", r.Rows[r.ScoredFrom].Time.Format(time.RFC3339),
 			r.Rows[len(r.Rows)-1].Time.Format(time.RFC3339), len(r.Rows)-r.ScoredFrom)
 	}
+	if c.Series > 0 {
+		p.Header += " " + c.seriesLine() + "."
+	}
 	p.Scaling = c.Others()
 	// Axes: replica-hours relative to the oracle, unserved relative to
 	// reactive scaling, over every finite point.

@@ -25,9 +25,10 @@ type SeriesOutcome struct {
 	Start, End time.Time // the first and last row of its trace
 	Scored     int       // scored steps
 	// Coverage is Kedastral's share of targets at or below its forecast at
-	// the policy's first ahead.
-	Coverage float64
-	Scaling  []ScalingScore // every method, as in Result.Scaling
+	// the policy's first ahead, of coverageN scored forecasts.
+	Coverage  float64
+	coverageN int
+	Scaling   []ScalingScore // every method, as in Result.Scaling
 	// Errors counts the steps the engine could not evaluate (answered
 	// reactively), FirstError the first of them.
 	Errors     int
@@ -71,19 +72,7 @@ func RunMany(ctx context.Context, o Options, series []Series) (*ManyResult, erro
 	res := &ManyResult{Series: make([]SeriesOutcome, len(series))}
 	settings := make([]*Result, len(series))
 	runAll(ctx, runs, o.Progress, false, func(i int, r *Result, err error) {
-		out := SeriesOutcome{Labels: series[i].Labels, Err: err, Coverage: math.NaN()}
-		if err == nil {
-			out.Start, out.End = r.Rows[0].Time, r.Rows[len(r.Rows)-1].Time
-			out.Scored = len(r.Rows) - r.ScoredFrom
-			if len(r.Forecast) > 0 {
-				out.Coverage = r.Forecast[0].Coverage // Kedastral at the first ahead
-			}
-			out.Scaling, out.Errors, out.FirstError = r.Scaling, r.Errors, r.FirstError
-			hdr := *r
-			hdr.Rows, hdr.Sims, hdr.Forecast, hdr.Scaling = nil, nil, nil, nil
-			settings[i] = &hdr
-		}
-		res.Series[i] = out
+		res.Series[i], settings[i] = outcomeOf(series[i].Labels, r, err)
 	})
 	if err := ctx.Err(); err != nil {
 		return nil, err
@@ -99,6 +88,24 @@ func RunMany(ctx context.Context, o Options, series []Series) (*ManyResult, erro
 	}
 	res.Total = total(res.Series)
 	return res, nil
+}
+
+// outcomeOf is the outcome of one series' run, and its result without the
+// rows, simulations and scores (the settings); nil when it failed.
+func outcomeOf(l labels.Labels, r *Result, err error) (SeriesOutcome, *Result) {
+	out := SeriesOutcome{Labels: l, Err: err, Coverage: math.NaN()}
+	if err != nil {
+		return out, nil
+	}
+	out.Start, out.End = r.Rows[0].Time, r.Rows[len(r.Rows)-1].Time
+	out.Scored = len(r.Rows) - r.ScoredFrom
+	if len(r.Forecast) > 0 {
+		out.Coverage, out.coverageN = r.Forecast[0].Coverage, r.Forecast[0].N // Kedastral at the first ahead
+	}
+	out.Scaling, out.Errors, out.FirstError = r.Scaling, r.Errors, r.FirstError
+	hdr := *r
+	hdr.Rows, hdr.Sims, hdr.Forecast, hdr.Scaling = nil, nil, nil, nil
+	return out, &hdr
 }
 
 // total sums the scaling outcomes of the backtested series, method by

@@ -159,3 +159,75 @@ func scaling2(scores []backtest.ScalingScore) backtest.ScalingScore {
 	}
 	return backtest.ScalingScore{}
 }
+
+// TestCurveMany: the trade-off curve over several series is, at each
+// quantile, the total of RunMany at that quantile, with the coverage over
+// all their scored forecasts; a short series is reported and left out.
+func TestCurveMany(t *testing.T) {
+	h := loadTrace(t, "nab_nyc_taxi_passengers_30min.csv")
+	a := model.History{Start: h.Start, Step: h.Step, Values: h.Values[:21*48]}
+	b := model.History{Start: h.Start.Add(40 * 48 * h.Step), Step: h.Step, Values: slicesScale(h.Values[40*48:58*48], 3)}
+	series := []backtest.Series{
+		{Labels: labels.FromStrings("city", "a"), Trace: a},
+		{Labels: labels.FromStrings("city", "b"), Trace: b},
+		{Labels: labels.FromStrings("city", "short"), Trace: model.History{Start: h.Start, Step: h.Step, Values: h.Values[:1]}},
+	}
+	o := backtest.Options{Policy: tracePolicy(t, h, "auto", 0.85, ""), Tolerance: -1, ScaleDownStabilization: -1}
+	qs := []float64{0.6, 0.8}
+	c, err := backtest.CurveMany(context.Background(), o, series, qs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Series != 3 || len(c.Failed) != 1 || c.Failed[0].Labels.Get("city") != "short" || len(c.Points) != 2 {
+		t.Fatalf("series %d, failed %v, %d points", c.Series, c.Failed, len(c.Points))
+	}
+	for i, q := range qs {
+		oq := o
+		oq.Policy = tracePolicy(t, h, "auto", q, "")
+		m, err := backtest.RunMany(context.Background(), oq, series)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var covered, n float64
+		for _, s := range series[:2] {
+			one := run(t, s.Trace, oq.Policy)
+			covered += one.Forecast[0].Coverage * float64(one.Forecast[0].N)
+			n += float64(one.Forecast[0].N)
+		}
+		pt := c.Points[i]
+		if pt.Quantile != q || pt.Scaling != scaling2(m.Total) || math.Abs(pt.Coverage-covered/n) > 1e-12 {
+			t.Errorf("q %v: %+v coverage %v; RunMany's total %+v, coverage %v", q, pt.Scaling, pt.Coverage, scaling2(m.Total), covered/n)
+		}
+		if i == 0 {
+			for k, s := range c.Others() {
+				if want := m.Total[k+1]; s != want {
+					t.Errorf("other method %s: %+v, RunMany's total %+v", s.Method, s, want)
+				}
+			}
+		}
+	}
+	if c.Points[1].Scaling.ReplicaHours <= c.Points[0].Scaling.ReplicaHours {
+		t.Errorf("q 0.8 costs %v replica-hours, no more than q 0.6's %v", c.Points[1].Scaling.ReplicaHours, c.Points[0].Scaling.ReplicaHours)
+	}
+	var buf bytes.Buffer
+	if err := backtest.WriteCurveText(&buf, c); err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"3 series, each backtested on its own and summed up (2 of 3 backtested)", `not backtested: {city="short"}: backtest: the trace has 1 steps`} {
+		if !strings.Contains(buf.String(), want) {
+			t.Errorf("curve text lacks %q:\n%s", want, buf.String())
+		}
+	}
+	buf.Reset()
+	if err := backtest.WriteCurveHTML(&buf, c); err != nil || !strings.Contains(buf.String(), "3 series, each backtested on its own") {
+		t.Errorf("curve html: %v", err)
+	}
+}
+
+func slicesScale(v []float64, f float64) []float64 {
+	out := make([]float64, len(v))
+	for i, x := range v {
+		out[i] = f * x
+	}
+	return out
+}

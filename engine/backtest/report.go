@@ -214,7 +214,13 @@ func WriteCurveText(w io.Writer, c *CurveResult) error {
 			r.Rows[0].Time.Format(time.RFC3339), r.Rows[len(r.Rows)-1].Time.Format(time.RFC3339),
 			r.Rows[r.ScoredFrom].Time.Format(time.RFC3339), len(r.Rows)-r.ScoredFrom)
 	}
+	if c.Series > 0 {
+		fmt.Fprintln(w, c.seriesLine())
+	}
 	writeHPALine(w, r)
+	for _, s := range c.Failed {
+		fmt.Fprintf(w, "not backtested: %s: %v\n", s.Labels, s.Err)
+	}
 	fmt.Fprintln(w, "\ntrade-off curve: Kedastral at each quantile")
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
 	fmt.Fprintf(tw, "quantile\tcoverage %s\t%s\n", aheadLabel(r), scalingHead)
@@ -226,6 +232,11 @@ func WriteCurveText(w io.Writer, c *CurveResult) error {
 	}
 	fmt.Fprintln(w, "\nthe same at every quantile")
 	return writeScaling(w, c.Others())
+}
+
+// seriesLine says how many series a curve sums up.
+func (c *CurveResult) seriesLine() string {
+	return fmt.Sprintf("%d series, each backtested on its own and summed up (%d of %d backtested)", c.Series, c.Series-len(c.Failed), c.Series)
 }
 
 func aheadLabel(r *Result) string {
@@ -259,9 +270,16 @@ func settingsOf(r *Result) jsonSettings {
 
 type jsonCurve struct {
 	jsonSettings
+	Series       int              `json:"series,omitempty"`
+	Failed       []jsonFailed     `json:"notBacktested,omitempty"`
 	CoverageAt   string           `json:"coverageAhead"`
 	Curve        []jsonCurvePoint `json:"curve"`
 	OtherMethods []jsonScaling    `json:"otherMethods"`
+}
+
+type jsonFailed struct {
+	Labels map[string]string `json:"labels"`
+	Error  string            `json:"error"`
 }
 
 func toJSONScaling(s ScalingScore) jsonScaling {
@@ -272,7 +290,10 @@ func toJSONScaling(s ScalingScore) jsonScaling {
 // WriteCurveJSON writes the trade-off curve as JSON.
 func WriteCurveJSON(w io.Writer, c *CurveResult) error {
 	r := c.First
-	j := jsonCurve{jsonSettings: settingsOf(r), CoverageAt: aheadLabel(r)}
+	j := jsonCurve{jsonSettings: settingsOf(r), CoverageAt: aheadLabel(r), Series: c.Series}
+	for _, s := range c.Failed {
+		j.Failed = append(j.Failed, jsonFailed{s.Labels.Map(), s.Err.Error()})
+	}
 	for _, p := range c.Points {
 		j.Curve = append(j.Curve, jsonCurvePoint{p.Quantile, jsonFloat(p.Coverage), toJSONScaling(p.Scaling)})
 	}
