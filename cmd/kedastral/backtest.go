@@ -35,7 +35,7 @@ type BacktestCmd struct {
 		URL     string        `name:"url" xor:"input" required:"" help:"Read the history with the policy's query from this Prometheus instead of --trace."`
 		Timeout time.Duration `name:"timeout" default:"2m" help:"Timeout of each query_range request."`
 	} `embed:"" prefix:"prometheus."`
-	Series        string              `name:"series" placeholder:"SELECTOR" help:"With --prometheus.url: backtest only the series of the query's result that match this label selector, e.g. '{job=\"api\"}'. Several series are backtested each and summed up (--output text or json, or the --quantiles curve of their total)."`
+	Series        string              `name:"series" placeholder:"SELECTOR" help:"With --prometheus.url: backtest only the series of the query's result that match this label selector, e.g. '{job=\"api\"}'. Several series are backtested each and summed up (not --output csv)."`
 	Start         string              `name:"start" default:"-14d" help:"With --prometheus.url: start of the history, as now-relative (-14d), RFC 3339 or Unix seconds."`
 	End           string              `name:"end" default:"now" help:"With --prometheus.url: end of the history (now, -1h, RFC 3339 or Unix seconds)."`
 	Output        string              `name:"output" enum:"text,csv,json,html" default:"text" help:"Output format: text (summary), csv (one row per step), json (summary and rows), html (charts and summary)."`
@@ -172,6 +172,8 @@ func (c *BacktestCmd) Run() error {
 	switch {
 	case all != nil && c.Output == "json":
 		err = backtest.WriteManyJSON(bw, all)
+	case all != nil && c.Output == "html":
+		err = backtest.WriteManyHTML(bw, all)
 	case all != nil:
 		err = backtest.WriteManyText(bw, all)
 	case curve != nil && c.Output == "json":
@@ -262,15 +264,15 @@ func matchAll(ms []*labels.Matcher, l labels.Labels) bool {
 }
 
 // severalSeries checks that the output can show several series: the
-// summary (text or json) and the trade-off curve of their total can, the
-// per-step csv and the html page show one.
+// summary (text, json, html) and the trade-off curve of their total can, the
+// per-step csv shows one.
 func (c *BacktestCmd) severalSeries(series []backtest.Series) error {
 	what := ""
 	switch {
 	case len(c.Quantiles) > 0:
 		return nil // the curve of their total
-	case c.Output == "csv" || c.Output == "html":
-		what = fmt.Sprintf("--output %s shows one series", c.Output)
+	case c.Output == "csv":
+		what = "--output csv shows one series"
 	default:
 		return nil
 	}

@@ -244,6 +244,9 @@ func TestBacktestFromPrometheus(t *testing.T) {
 	bt := func(args ...string) (string, int) {
 		return kedastral(t, append(append([]string{"backtest", "--policy", both}, span...), args...)...)
 	}
+	if out, code := bt("--output", "html"); code != 0 || !strings.Contains(out, `<svg id="series"`) || !strings.Contains(out, "2 series, 2 backtested") {
+		t.Errorf("html of two series: exit %d, %.300s", code, out)
+	}
 	if out, code := bt("--output", "csv"); code == 0 ||
 		!strings.Contains(out, `2 series to backtest ({city="nyc"}, {city="sf"}); --output csv shows one series: pick one with --series '{city="nyc"}'`) {
 		t.Errorf("csv of two series: exit %d, %s", code, out)

@@ -260,7 +260,7 @@ const htmlParts = `{{define "head"}}<!DOCTYPE html>
 body { font-family: system-ui, sans-serif; margin: 2em; color: #222; max-width: 1150px; }
 table { border-collapse: collapse; margin: 1em 0; }
 th, td { padding: 0.2em 0.7em; text-align: right; border-bottom: 1px solid #ddd; }
-th:first-child, td:first-child { text-align: left; }
+th:first-child, td:first-child { text-align: left; white-space: nowrap; }
 .legend span { margin-right: 1.5em; }
 .legend i { display: inline-block; width: 1.5em; height: 0.3em; vertical-align: middle; margin-right: 0.3em; }
 svg text { font-size: 11px; fill: #555; }

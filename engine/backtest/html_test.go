@@ -8,11 +8,15 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/prometheus/prometheus/model/labels"
+
 	"github.com/kedastral/kedastral/engine/backtest"
+	"github.com/kedastral/kedastral/engine/model"
 )
 
 // chromium returns the headless browser. Without one the test skips, unless
@@ -127,12 +131,26 @@ func TestCurveHTMLInBrowser(t *testing.T) {
 	if err := backtest.WriteCurveHTML(&buf, c); err != nil {
 		t.Fatal(err)
 	}
-	if s := buf.String(); strings.Contains(s, "<script src") || strings.Contains(s, "<link") {
+	dom := dumpDOM(t, bin, buf.Bytes())
+	// Kedastral's 3 quantiles and the 6 other methods.
+	if lines, points := drawn(t, dom, "curve"); lines != "1" || points != "9" {
+		t.Errorf("drew %s lines and %s points, want 1 and 9", lines, points)
+	}
+	if !bytes.Contains(dom, []byte(`<table id="curve-table">`)) || !bytes.Contains(dom, []byte("q 0.9")) {
+		t.Error("no curve table or point label")
+	}
+}
+
+// dumpDOM renders a page in headless Chromium and returns its DOM after the
+// page's script ran.
+func dumpDOM(t *testing.T, bin string, html []byte) []byte {
+	t.Helper()
+	if s := string(html); strings.Contains(s, "<script src") || strings.Contains(s, "<link") {
 		t.Fatal("the page loads something from elsewhere")
 	}
 	dir := t.TempDir()
-	page := filepath.Join(dir, "curve.html")
-	if err := os.WriteFile(page, buf.Bytes(), 0o644); err != nil {
+	page := filepath.Join(dir, "page.html")
+	if err := os.WriteFile(page, html, 0o644); err != nil {
 		t.Fatal(err)
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
@@ -144,15 +162,47 @@ func TestCurveHTMLInBrowser(t *testing.T) {
 	if err != nil {
 		t.Fatalf("chromium: %v\n%s", err, stderr.String())
 	}
-	m := regexp.MustCompile(`<svg id="curve"[^>]*data-drawn-lines="(\d+)" data-drawn-points="(\d+)"`).FindSubmatch(dom)
+	return dom
+}
+
+// drawn is what the page's script marked on the chart with this id: the
+// lines and the points the browser drew.
+func drawn(t *testing.T, dom []byte, id string) (lines, points string) {
+	t.Helper()
+	m := regexp.MustCompile(`<svg id="` + id + `"[^>]*data-drawn-lines="(\d+)" data-drawn-points="(\d+)"`).FindSubmatch(dom)
 	if m == nil {
-		t.Fatal("the curve chart was not marked (did the script run?)")
+		t.Fatalf("the chart %s was not marked (did the script run?)", id)
 	}
-	// Kedastral's 3 quantiles and the 6 other methods.
-	if string(m[1]) != "1" || string(m[2]) != "9" {
-		t.Errorf("drew %s lines and %s points, want 1 and 9", m[1], m[2])
+	return string(m[1]), string(m[2])
+}
+
+// TestManyHTMLInBrowser renders the page of a backtest over several series
+// in headless Chromium and checks that every series' point and every
+// method's total was drawn, and the tables.
+func TestManyHTMLInBrowser(t *testing.T) {
+	bin := chromium(t)
+	h := loadTrace(t, "nab_nyc_taxi_passengers_30min.csv")
+	series := []backtest.Series{
+		{Labels: labels.FromStrings("city", "a", "zone", "1"), Trace: model.History{Start: h.Start, Step: h.Step, Values: h.Values[:14*48]}},
+		{Labels: labels.FromStrings("city", "b", "zone", "2"), Trace: model.History{Start: h.Start.Add(20 * 48 * h.Step), Step: h.Step, Values: h.Values[20*48 : 34*48]}},
+		{Labels: labels.FromStrings("city", "c"), Trace: model.History{Start: h.Start, Step: h.Step, Values: h.Values[:1]}},
 	}
-	if !bytes.Contains(dom, []byte(`<table id="curve-table">`)) || !bytes.Contains(dom, []byte("q 0.9")) {
-		t.Error("no curve table or point label")
+	m, err := backtest.RunMany(context.Background(), backtest.Options{Policy: tracePolicy(t, h, "linear", 0.7, ""), Tolerance: -1, ScaleDownStabilization: -1}, series)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var buf bytes.Buffer
+	if err := backtest.WriteManyHTML(&buf, m); err != nil {
+		t.Fatal(err)
+	}
+	dom := dumpDOM(t, bin, buf.Bytes())
+	// Two series and the totals of the seven methods; no line.
+	if lines, points := drawn(t, dom, "series"); lines != "0" || points != strconv.Itoa(2+len(m.Total)) {
+		t.Errorf("drew %s lines and %s points, want 0 and %d", lines, points, 2+len(m.Total))
+	}
+	for _, want := range []string{`<table id="series-table">`, "a 1", "b 2", "all: oracle", "Not backtested", `{city="c"}: backtest: the trace has 1 steps`} {
+		if !bytes.Contains(dom, []byte(want)) {
+			t.Errorf("the page lacks %q", want)
+		}
 	}
 }
