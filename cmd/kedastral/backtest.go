@@ -36,8 +36,8 @@ type BacktestCmd struct {
 		Timeout time.Duration `name:"timeout" default:"2m" help:"Timeout of each query_range request."`
 	} `embed:"" prefix:"prometheus."`
 	Series        string              `name:"series" placeholder:"SELECTOR" help:"With --prometheus.url: backtest only the series of the query's result that match this label selector, e.g. '{job=\"api\"}'. Several series are backtested each and summed up (not --output csv)."`
-	Start         string              `name:"start" default:"-14d" help:"With --prometheus.url: start of the history, as now-relative (-14d), RFC 3339 or Unix seconds."`
-	End           string              `name:"end" default:"now" help:"With --prometheus.url: end of the history (now, -1h, RFC 3339 or Unix seconds)."`
+	Start         string              `name:"start" default:"-14d" help:"With --prometheus.url: start of the history, as now-relative (--start=-14d, with the =), RFC 3339 or Unix seconds."`
+	End           string              `name:"end" default:"now" help:"With --prometheus.url: end of the history (now, --end=-1h, RFC 3339 or Unix seconds)."`
 	Output        string              `name:"output" enum:"text,csv,json,html" default:"text" help:"Output format: text (summary), csv (one row per step), json (summary and rows), html (charts and summary)."`
 	Out           string              `name:"out" placeholder:"FILE" help:"Write the output to FILE instead of standard output."`
 	Warmup        prommodel.Duration  `name:"warmup" default:"0s" help:"Replayed but not scored span at the start; 0 means the policy's lookback, at most half the trace."`

@@ -147,6 +147,9 @@ func TestBacktestErrors(t *testing.T) {
 		{"unknown policy name", []string{"--policy", btPolicy, "--trace", btTrace, "--policy.name", "x"}, `no ForecastPolicy named "x"`},
 		{"quantile out of range", []string{"--policy", btPolicy, "--trace", btTrace, "--quantiles", "0.5,1"}, "--quantiles: 1 is not in (0, 1)"},
 		{"curve as csv", []string{"--policy", btPolicy, "--trace", btTrace, "--quantiles", "0.5", "--output", "csv"}, "--quantiles prints the trade-off curve as text, json or html, not csv"},
+		// The README's form of a relative start parses and reaches the
+		// query (a closed port on loopback).
+		{"relative start", []string{"--policy", btPolicy, "--prometheus.url", "http://127.0.0.1:1", "--start=-7d", "--end=now"}, "127.0.0.1:1"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			out, code := kedastral(t, append([]string{"backtest"}, tc.args...)...)
