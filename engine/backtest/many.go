@@ -42,7 +42,7 @@ type SeriesOutcome struct {
 type ManyResult struct {
 	// Settings is the first backtested series' result without its rows
 	// and simulations: the policy and simulation settings, the same for
-	// every series. Nil when no series could be backtested.
+	// every series (RunMany fails when no series could be backtested).
 	Settings *Result
 	Series   []SeriesOutcome // in the order given
 	// Total is every method's outcome over the backtested series together:
