@@ -126,6 +126,13 @@ spec:
   sources: [{name: rps, query: 'sum(rate(x[1m])'}]
 `)
 
+	example := func(name string) string {
+		p, err := filepath.Abs(filepath.Join("..", "..", "deploy", "examples", name))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
 	for _, tc := range []struct {
 		name     string
 		files    []string
@@ -140,6 +147,19 @@ spec:
 		}},
 		{"one bad of two", []string{seed, bad}, 1, []string{"SUCCESS", "FAILED", "1 of 2 file(s) failed"}},
 		{"missing file", []string{filepath.Join(dir, "nope.yaml")}, 1, []string{"nope.yaml", "no such file"}},
+		// The examples keep the DataSource apart from the policy that
+		// uses it, as kubectl applies them: each on its own fails,
+		// together they pass.
+		{"data source in another file", []string{example("checkout-forecast-policy.yaml")}, 1, []string{
+			`checkout-forecast-policy.yaml:7: ForecastPolicy "checkout": spec.dataSourceRef.name: no valid DataSource named "prometheus"`,
+		}},
+		{"together", []string{"--together", example("prometheus-datasource.yaml"), example("checkout-forecast-policy.yaml")}, 0, []string{
+			"Checking " + example("prometheus-datasource.yaml") + ", " + example("checkout-forecast-policy.yaml"),
+			"SUCCESS: 1 ForecastPolicy, 1 DataSource found",
+		}},
+		{"together, a bad one", []string{"--together", example("prometheus-datasource.yaml"), example("checkout-forecast-policy.yaml"), bad}, 1, []string{
+			`bad.yaml:11: ForecastPolicy "broken"`, "valid: 2 ForecastPolicy, 1 DataSource", "the 3 file(s) failed the check together",
+		}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			out, code := kedastral(t, append([]string{"check", "config"}, tc.files...)...)
