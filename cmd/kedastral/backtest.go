@@ -101,6 +101,7 @@ func (c *BacktestCmd) Run() error {
 	defer stop()
 	step := time.Duration(p.Spec.Step)
 	var h model.History
+	var labelsOf labels.Labels
 	var many []backtest.Series
 	if c.Prometheus.URL != "" {
 		series, err := c.queryHistory(ctx, p)
@@ -108,7 +109,7 @@ func (c *BacktestCmd) Run() error {
 			return err
 		}
 		if len(series) == 1 {
-			h = series[0].Trace
+			h, labelsOf = series[0].Trace, series[0].Labels
 		} else if err := c.severalSeries(series); err != nil {
 			return err
 		} else {
@@ -132,7 +133,7 @@ func (c *BacktestCmd) Run() error {
 	opts := backtest.Options{
 		Policy: p, Trace: h,
 		Warmup: time.Duration(c.Warmup), PodStartup: time.Duration(c.PodStartup),
-		Tolerance: -1, ScaleDownStabilization: -1,
+		Tolerance: -1, ScaleDownStabilization: -1, Labels: labelsOf,
 	}
 	if c.Tolerance != nil {
 		opts.Tolerance = *c.Tolerance

@@ -257,6 +257,9 @@ func TestBacktestFromPrometheus(t *testing.T) {
 	if out, code := bt("--output", "csv", "--series", `{city="nyc"}`); code != 0 || out != fromFile {
 		t.Errorf("--series {city=\"nyc\"}: exit %d, the replay differs from the trace file's (%d and %d bytes)", code, len(out), len(fromFile))
 	}
+	if out, code := bt("--series", `{city="sf"}`); code != 0 || !strings.Contains(out, `policy nyc-taxi {city="sf"}: model auto`) {
+		t.Errorf("text of one series picked: exit %d, %s", code, out)
+	}
 	out, code = bt()
 	if code != 0 {
 		t.Fatal(out)

@@ -59,6 +59,9 @@ type Options struct {
 	PodStartup time.Duration
 	// Progress, when set, is called with the steps done and the total.
 	Progress func(done, total int)
+	// Labels are the labels of the series the trace is (from the policy's
+	// query), for the reports; empty for a trace file.
+	Labels labels.Labels
 }
 
 // Row is one step of the replay, made at the end of the step with data up
@@ -127,6 +130,7 @@ type Sim struct {
 // Result is a backtest's outcome.
 type Result struct {
 	Policy     string
+	Labels     labels.Labels // Options.Labels
 	Model      string
 	Quantile   float64
 	Step       time.Duration
@@ -205,7 +209,7 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 	scoredFrom := min(int(o.Warmup/step), n-1)
 
 	res := &Result{
-		Policy: p.Metadata.Name, Model: s.Model.Type, Quantile: s.Model.Quantile,
+		Policy: p.Metadata.Name, Labels: o.Labels, Model: s.Model.Type, Quantile: s.Model.Quantile,
 		Step: step, LeadTime: time.Duration(s.LeadTime), PodStartup: o.PodStartup,
 		Tolerance: o.Tolerance, Stabilize: o.ScaleDownStabilization,
 		ScoredFrom: scoredFrom, TargetPerPod: s.Capacity.TargetPerPod,

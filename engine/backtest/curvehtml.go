@@ -41,7 +41,7 @@ func WriteCurveHTML(w io.Writer, c *CurveResult) error {
 	r := c.First
 	const width, height = 900, 560
 	p := curvePage{
-		Title: "Kedastral trade-off curve: " + r.Policy,
+		Title: "Kedastral trade-off curve: " + r.Policy + seriesTitle(r),
 		Header: fmt.Sprintf("Model %s, step %s, lead time %s. Simulated HPA: tolerance %v, scale-down stabilization %s, pods ready %s after the request.",
 			r.Model, fmtDuration(r.Step), fmtDuration(r.LeadTime), r.Tolerance, fmtDuration(r.Stabilize), fmtDuration(r.PodStartup)),
 		W: width, H: height, PW: width - plotLeft - plotRight, PH: height - plotTop - plotBottom,

@@ -154,7 +154,7 @@ func WriteHTML(w io.Writer, r *Result) error {
 	c2.YTicks, c2.XTicks = yTicks(c2, yMax2, ""), xTicks(c2, times)
 
 	p := page{
-		Title: "Kedastral backtest: " + r.Policy,
+		Title: "Kedastral backtest: " + r.Policy + seriesTitle(r),
 		Header: fmt.Sprintf("Model %s at quantile %v, step %s, lead time %s. Simulated HPA: tolerance %v, scale-down stabilization %s, pods ready %s after the request. Scored from %s to %s (%d steps).",
 			r.Model, r.Quantile, fmtDuration(r.Step), fmtDuration(r.LeadTime), r.Tolerance, fmtDuration(r.Stabilize), fmtDuration(r.PodStartup),
 			times[0].Format(time.RFC3339), times[len(times)-1].Format(time.RFC3339), len(times)),
@@ -321,3 +321,11 @@ var pageTmpl = htmlTemplate("page", `{{template "head" .}}
 {{range .Notes}}<p>{{.}}</p>
 {{end}}
 {{template "foot"}}`)
+
+// seriesTitle names the series in a title, when there are labels.
+func seriesTitle(r *Result) string {
+	if r.Labels.IsEmpty() {
+		return ""
+	}
+	return " " + r.Labels.String()
+}

@@ -104,7 +104,7 @@ func outcomeOf(l labels.Labels, r *Result, err error) (SeriesOutcome, *Result) {
 	}
 	out.Scaling, out.Errors, out.FirstError = r.Scaling, r.Errors, r.FirstError
 	hdr := *r
-	hdr.Rows, hdr.Sims, hdr.Forecast, hdr.Scaling = nil, nil, nil, nil
+	hdr.Rows, hdr.Sims, hdr.Forecast, hdr.Scaling, hdr.Labels = nil, nil, nil, nil, labels.EmptyLabels()
 	return out, &hdr
 }
 

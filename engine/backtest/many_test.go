@@ -231,3 +231,37 @@ func slicesScale(v []float64, f float64) []float64 {
 	}
 	return out
 }
+
+// TestSeriesLabelsInReports: a series picked from a query is named in the
+// text, JSON and HTML reports; a trace file is not.
+func TestSeriesLabelsInReports(t *testing.T) {
+	h := loadTrace(t, "nab_nyc_taxi_passengers_30min.csv")
+	h.Values = h.Values[:10*48]
+	for _, l := range []labels.Labels{labels.FromStrings("job", "api"), labels.EmptyLabels()} {
+		r, err := backtest.Run(context.Background(), backtest.Options{Policy: tracePolicy(t, h, "linear", 0.5, ""), Trace: h,
+			Tolerance: -1, ScaleDownStabilization: -1, Labels: l})
+		if err != nil {
+			t.Fatal(err)
+		}
+		var text, js, html bytes.Buffer
+		if err := backtest.WriteText(&text, r); err != nil {
+			t.Fatal(err)
+		}
+		if err := backtest.WriteJSON(&js, r, false); err != nil {
+			t.Fatal(err)
+		}
+		if err := backtest.WriteHTML(&html, r); err != nil {
+			t.Fatal(err)
+		}
+		named := !l.IsEmpty()
+		if got := strings.HasPrefix(text.String(), `policy trace {job="api"}: `); got != named {
+			t.Errorf("labels %s: text starts %.60q", l, text.String())
+		}
+		if got := strings.Contains(js.String(), `"labels": {`); got != named {
+			t.Errorf("labels %s: json %.200s", l, js.String())
+		}
+		if got := strings.Contains(html.String(), `<title>Kedastral backtest: trace {job=&#34;api&#34;}</title>`); got != named {
+			t.Errorf("labels %s: html title missing or unexpected", l)
+		}
+	}
+}

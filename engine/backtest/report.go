@@ -53,7 +53,7 @@ func num(v float64) string {
 
 // WriteText writes the summary tables.
 func WriteText(w io.Writer, r *Result) error {
-	fmt.Fprintf(w, "policy %s: model %s at quantile %v, step %s, lead time %s\n", r.Policy, r.Model, r.Quantile, fmtDuration(r.Step), fmtDuration(r.LeadTime))
+	fmt.Fprintf(w, "policy %s%s: model %s at quantile %v, step %s, lead time %s\n", r.Policy, seriesTitle(r), r.Model, r.Quantile, fmtDuration(r.Step), fmtDuration(r.LeadTime))
 	scored := len(r.Rows) - r.ScoredFrom
 	if len(r.Rows) > 0 {
 		fmt.Fprintf(w, "trace %s to %s, %d steps, scored from %s (%d steps)\n",
@@ -208,7 +208,7 @@ func WriteJSON(w io.Writer, r *Result, rows bool) error {
 // quantile, and the methods that do not depend on it.
 func WriteCurveText(w io.Writer, c *CurveResult) error {
 	r := c.First
-	fmt.Fprintf(w, "policy %s: model %s, step %s, lead time %s\n", r.Policy, r.Model, fmtDuration(r.Step), fmtDuration(r.LeadTime))
+	fmt.Fprintf(w, "policy %s%s: model %s, step %s, lead time %s\n", r.Policy, seriesTitle(r), r.Model, fmtDuration(r.Step), fmtDuration(r.LeadTime))
 	if len(r.Rows) > 0 {
 		fmt.Fprintf(w, "trace %s to %s, scored from %s (%d steps)\n",
 			r.Rows[0].Time.Format(time.RFC3339), r.Rows[len(r.Rows)-1].Time.Format(time.RFC3339),
@@ -254,17 +254,22 @@ type jsonCurvePoint struct {
 
 // jsonSettings are the policy and simulation settings of a JSON report.
 type jsonSettings struct {
-	Policy     string  `json:"policy"`
-	Model      string  `json:"model"`
-	Step       string  `json:"step"`
-	LeadTime   string  `json:"leadTime"`
-	PodStartup string  `json:"podStartup"`
-	Tolerance  float64 `json:"tolerance"`
-	Stabilize  string  `json:"scaleDownStabilization"`
+	Policy     string            `json:"policy"`
+	Labels     map[string]string `json:"labels,omitempty"`
+	Model      string            `json:"model"`
+	Step       string            `json:"step"`
+	LeadTime   string            `json:"leadTime"`
+	PodStartup string            `json:"podStartup"`
+	Tolerance  float64           `json:"tolerance"`
+	Stabilize  string            `json:"scaleDownStabilization"`
 }
 
 func settingsOf(r *Result) jsonSettings {
-	return jsonSettings{Policy: r.Policy, Model: r.Model, Step: fmtDuration(r.Step), LeadTime: fmtDuration(r.LeadTime),
+	var l map[string]string
+	if !r.Labels.IsEmpty() {
+		l = r.Labels.Map()
+	}
+	return jsonSettings{Policy: r.Policy, Labels: l, Model: r.Model, Step: fmtDuration(r.Step), LeadTime: fmtDuration(r.LeadTime),
 		PodStartup: fmtDuration(r.PodStartup), Tolerance: r.Tolerance, Stabilize: fmtDuration(r.Stabilize)}
 }
 
