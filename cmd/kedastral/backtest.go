@@ -108,11 +108,12 @@ func (c *BacktestCmd) Run() error {
 		if err != nil {
 			return err
 		}
-		if len(series) == 1 {
+		switch {
+		case len(series) == 1:
 			h, labelsOf = series[0].Trace, series[0].Labels
-		} else if err := c.severalSeries(series); err != nil {
-			return err
-		} else {
+		case c.Output == "csv":
+			return severalAsCSV(series)
+		default:
 			many = series
 		}
 	} else {
@@ -264,25 +265,15 @@ func matchAll(ms []*labels.Matcher, l labels.Labels) bool {
 	return true
 }
 
-// severalSeries checks that the output can show several series: the
-// summary (text, json, html) and the trade-off curve of their total can, the
-// per-step csv shows one.
-func (c *BacktestCmd) severalSeries(series []backtest.Series) error {
-	what := ""
-	switch {
-	case len(c.Quantiles) > 0:
-		return nil // the curve of their total
-	case c.Output == "csv":
-		what = "--output csv shows one series"
-	default:
-		return nil
-	}
+// severalAsCSV is the error for a per-step csv of several series: it shows
+// one, and says how to pick it.
+func severalAsCSV(series []backtest.Series) error {
 	names := []string{series[0].Labels.String(), series[1].Labels.String()}
 	if len(series) > 2 {
 		names = append(names, "...")
 	}
-	return fmt.Errorf("%d series to backtest (%s); %s: pick one with --series '%s'",
-		len(series), strings.Join(names, ", "), what, series[0].Labels)
+	return fmt.Errorf("%d series to backtest (%s); --output csv shows one series: pick one with --series '%s'",
+		len(series), strings.Join(names, ", "), series[0].Labels)
 }
 
 // parseTime reads now, a now-relative duration (-14d), RFC 3339 or Unix seconds.
