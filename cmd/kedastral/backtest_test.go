@@ -282,7 +282,8 @@ func TestBacktestFromPrometheus(t *testing.T) {
 		t.Errorf("json of two series: exit %d, %v: %s", code, err, jsonOut)
 	}
 	curve, code := bt("--quantiles", "0.6,0.8")
-	if code != 0 || !strings.Contains(curve, "2 series, each backtested on its own and summed up (2 of 2 backtested)") ||
+	if code != 0 || !strings.Contains(curve, ", each backtested on its own and summed up (2 of 2 backtested)") ||
+		!strings.Contains(curve, "2 series from 2015-01-22T00:00:00Z to 2015-01-31T23:30:00Z") ||
 		!regexp.MustCompile(`(?m)^\s+0\.6\s+0\.\d+\s`).MatchString(curve) || !regexp.MustCompile(`(?m)^\s+0\.8\s+0\.\d+\s`).MatchString(curve) {
 		t.Errorf("--quantiles over two series: exit %d, %s", code, curve)
 	}

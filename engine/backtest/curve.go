@@ -8,6 +8,7 @@ import (
 	"runtime"
 	"slices"
 	"sync"
+	"time"
 
 	"github.com/kedastral/kedastral/engine/policy"
 )
@@ -28,9 +29,11 @@ type CurveResult struct {
 	First  *Result // the run at Points[0].Quantile (its settings and total, over several series)
 	Points []CurvePoint
 	// Series is the number of series summed up (CurveMany), 0 for one trace;
-	// Failed are those that could not be backtested.
-	Series int
-	Failed []SeriesOutcome
+	// Failed are those that could not be backtested; Start and End the
+	// first and last row of any backtested one.
+	Series     int
+	Failed     []SeriesOutcome
+	Start, End time.Time
 }
 
 // Curve backtests o.Policy once per quantile (the policy's model.quantile
@@ -125,8 +128,16 @@ func CurveMany(ctx context.Context, o Options, series []Series, quantiles []floa
 			for i, s := range part {
 				if s.Err != nil {
 					cr.Failed = append(cr.Failed, s)
-				} else if cr.First == nil {
-					cr.First = settings[i]
+					continue
+				}
+				if cr.First == nil {
+					cr.First, cr.Start, cr.End = settings[i], s.Start, s.End
+				}
+				if s.Start.Before(cr.Start) {
+					cr.Start = s.Start
+				}
+				if s.End.After(cr.End) {
+					cr.End = s.End
 				}
 			}
 			cr.First.Scaling = tot

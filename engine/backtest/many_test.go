@@ -213,13 +213,13 @@ func TestCurveMany(t *testing.T) {
 	if err := backtest.WriteCurveText(&buf, c); err != nil {
 		t.Fatal(err)
 	}
-	for _, want := range []string{"3 series, each backtested on its own and summed up (2 of 3 backtested)", `not backtested: {city="short"}: backtest: the trace has 1 steps`} {
+	for _, want := range []string{"3 series from " + a.Start.Format(time.RFC3339) + " to " + b.Start.Add(time.Duration(len(b.Values)-1)*b.Step).Format(time.RFC3339) + ", each backtested on its own and summed up (2 of 3 backtested)", `not backtested: {city="short"}: backtest: the trace has 1 steps`} {
 		if !strings.Contains(buf.String(), want) {
 			t.Errorf("curve text lacks %q:\n%s", want, buf.String())
 		}
 	}
 	buf.Reset()
-	if err := backtest.WriteCurveHTML(&buf, c); err != nil || !strings.Contains(buf.String(), "3 series, each backtested on its own") {
+	if err := backtest.WriteCurveHTML(&buf, c); err != nil || !strings.Contains(buf.String(), "each backtested on its own and summed up (2 of 3 backtested)") {
 		t.Errorf("curve html: %v", err)
 	}
 }

@@ -234,9 +234,10 @@ func WriteCurveText(w io.Writer, c *CurveResult) error {
 	return writeScaling(w, c.Others())
 }
 
-// seriesLine says how many series a curve sums up.
+// seriesLine says how many series a curve sums up, and over what span.
 func (c *CurveResult) seriesLine() string {
-	return fmt.Sprintf("%d series, each backtested on its own and summed up (%d of %d backtested)", c.Series, c.Series-len(c.Failed), c.Series)
+	return fmt.Sprintf("%d series from %s to %s, each backtested on its own and summed up (%d of %d backtested)",
+		c.Series, c.Start.Format(time.RFC3339), c.End.Format(time.RFC3339), c.Series-len(c.Failed), c.Series)
 }
 
 func aheadLabel(r *Result) string {
