@@ -14,7 +14,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/prometheus/common/config"
 	prommodel "github.com/prometheus/common/model"
 	"github.com/prometheus/prometheus/model/labels"
 	"github.com/prometheus/prometheus/promql/parser"
@@ -32,8 +31,9 @@ type BacktestCmd struct {
 	PolicyName string `name:"policy.name" help:"Which ForecastPolicy of the file to use when it holds several."`
 	Trace      string `name:"trace" type:"existingfile" xor:"input" required:"" help:"Recorded series: CSV with header timestamp,value (Unix seconds), one row per step."`
 	Prometheus struct {
-		URL     string        `name:"url" xor:"input" required:"" help:"Read the history with the policy's query from this Prometheus instead of --trace."`
-		Timeout time.Duration `name:"timeout" default:"2m" help:"Timeout of each query_range request."`
+		URL            string        `name:"url" xor:"input" required:"" help:"Read the history with the policy's query from this Prometheus instead of --trace."`
+		Timeout        time.Duration `name:"timeout" default:"2m" help:"Timeout of each query_range request."`
+		HTTPConfigFile string        `name:"http-config-file" type:"existingfile" help:"File with Prometheus' HTTP client configuration (authorization, basic_auth, tls_config, proxy, http_headers) for --prometheus.url, as the forecaster's."`
 	} `embed:"" prefix:"prometheus."`
 	Series        string              `name:"series" placeholder:"SELECTOR" help:"With --prometheus.url: backtest only the series of the query's result that match this label selector, e.g. '{job=\"api\"}'. Several series are backtested each and summed up (not --output csv)."`
 	Start         string              `name:"start" default:"-14d" help:"With --prometheus.url: start of the history, as now-relative (--start=-14d, with the =), RFC 3339 or Unix seconds."`
@@ -225,7 +225,11 @@ func (c *BacktestCmd) queryHistory(ctx context.Context, p *policy.ForecastPolicy
 			return nil, fmt.Errorf("--series %q: %w", c.Series, err)
 		}
 	}
-	client, err := promapi.NewClient(promapi.ClientConfig{URL: c.Prometheus.URL, HTTPClientConfig: config.DefaultHTTPClientConfig, Timeout: c.Prometheus.Timeout})
+	httpCfg, err := loadHTTPConfig("--prometheus.http-config-file", c.Prometheus.HTTPConfigFile)
+	if err != nil {
+		return nil, err
+	}
+	client, err := promapi.NewClient(promapi.ClientConfig{URL: c.Prometheus.URL, HTTPClientConfig: httpCfg, Timeout: c.Prometheus.Timeout})
 	if err != nil {
 		return nil, err
 	}

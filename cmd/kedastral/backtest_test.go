@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/csv"
 	"encoding/json"
+	"fmt"
 	"math"
 	"os"
 	"path/filepath"
@@ -295,5 +296,25 @@ func TestBacktestFromPrometheus(t *testing.T) {
 	}
 	if out, code := kedastral(t, "backtest", "--policy", both, "--trace", trace, "--series", `{city="nyc"}`); code == 0 || !strings.Contains(out, "--series selects among the series of --prometheus.url") {
 		t.Errorf("--series with --trace: exit %d, %s", code, out)
+	}
+}
+
+// TestBacktestHTTPConfigFile reads the history from a Prometheus that
+// requires basic auth: refused without --prometheus.http-config-file (the
+// 401 said), read with it, the password shown nowhere.
+func TestBacktestHTTPConfigFile(t *testing.T) {
+	prom, httpCfg := basicAuthPrometheus(t)
+	pol := filepath.Join(t.TempDir(), "policy.yaml")
+	if err := os.WriteFile(pol, []byte(fmt.Sprintf(policyTmpl, "api", 50)), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	args := []string{"backtest", "--policy", pol, "--prometheus.url", prom.URL(), "--start=-3h", "--no-progress"}
+	out, code := kedastral(t, args...)
+	if code == 0 || !strings.Contains(out, `query range "sum(app_load)"`) || !strings.Contains(out, "401") {
+		t.Errorf("without credentials: exit %d, %s", code, out)
+	}
+	out, code = kedastral(t, append(args, "--prometheus.http-config-file", httpCfg)...)
+	if code != 0 || !strings.Contains(out, "scaling outcome") || strings.Contains(out, authPassword) {
+		t.Errorf("with credentials: exit %d, %s", code, out)
 	}
 }

@@ -183,26 +183,9 @@ func TestForecasterBadStart(t *testing.T) {
 // requires basic auth: with --prometheus.http-config-file it reads and (by
 // default with the same credentials) writes; the password never shows.
 func TestForecasterHTTPConfigFile(t *testing.T) {
-	promtest.RequireBinaries(t)
-	const (
-		user     = "kedastral"
-		password = "k3dastral-secret"
-		// bcrypt (cost 4) of password, for Prometheus' basic_auth_users.
-		hash = "$2a$04$4I.ZXVNW5I9JLyMQL2O08.brlxl4QQ1SrN7pTW4Sy9DV98RTqOWhu"
-	)
-	prom := promtest.StartInT(t, testutil.LoadHistory(t), promtest.Options{WebConfig: fmt.Sprintf("basic_auth_users:\n  %s: %s\n", user, hash)})
-
-	cfgDir := t.TempDir()
-	cfg := filepath.Join(cfgDir, "policies.yaml")
+	prom, httpCfg := basicAuthPrometheus(t)
+	cfg := filepath.Join(t.TempDir(), "policies.yaml")
 	if err := os.WriteFile(cfg, []byte(fmt.Sprintf(policyTmpl, "api", 50)), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	pwFile := filepath.Join(cfgDir, "password")
-	httpCfg := filepath.Join(cfgDir, "http.yaml")
-	if err := os.WriteFile(pwFile, []byte(password), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(httpCfg, []byte(fmt.Sprintf("basic_auth:\n  username: %s\n  password_file: %s\n", user, pwFile)), 0o600); err != nil {
 		t.Fatal(err)
 	}
 
@@ -220,7 +203,7 @@ func TestForecasterHTTPConfigFile(t *testing.T) {
 			fc := testutil.Start(t, testutil.ProcOptions{Name: "forecaster"}, testutil.Kedastral(t), args...)
 			defer func() {
 				fc.Stop()
-				if strings.Contains(fc.Logs.String(), password) {
+				if strings.Contains(fc.Logs.String(), authPassword) {
 					t.Error("the log shows the password")
 				}
 			}()
@@ -234,7 +217,7 @@ func TestForecasterHTTPConfigFile(t *testing.T) {
 				}
 				// Written with the same credentials: read back with them.
 				req, _ := http.NewRequest(http.MethodGet, prom.URL()+"/api/v1/query?query=kedastral_desired_replicas", nil)
-				req.SetBasicAuth(user, password)
+				req.SetBasicAuth(authUser, authPassword)
 				resp, err := http.DefaultClient.Do(req)
 				if err != nil {
 					t.Fatal(err)
@@ -249,6 +232,32 @@ func TestForecasterHTTPConfigFile(t *testing.T) {
 			}
 		})
 	}
+}
+
+const (
+	authUser     = "kedastral"
+	authPassword = "k3dastral-secret"
+	// bcrypt (cost 4) of authPassword, for Prometheus' basic_auth_users.
+	authHash = "$2a$04$4I.ZXVNW5I9JLyMQL2O08.brlxl4QQ1SrN7pTW4Sy9DV98RTqOWhu"
+)
+
+// basicAuthPrometheus starts a Prometheus with testutil.LoadHistory that
+// requires basic auth (authUser, authPassword), and writes an HTTP client
+// configuration file with those credentials (the password in a file).
+func basicAuthPrometheus(t *testing.T) (*promtest.Server, string) {
+	t.Helper()
+	promtest.RequireBinaries(t)
+	prom := promtest.StartInT(t, testutil.LoadHistory(t), promtest.Options{WebConfig: fmt.Sprintf("basic_auth_users:\n  %s: %s\n", authUser, authHash)})
+	dir := t.TempDir()
+	pwFile := filepath.Join(dir, "password")
+	httpCfg := filepath.Join(dir, "http.yaml")
+	if err := os.WriteFile(pwFile, []byte(authPassword), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(httpCfg, []byte(fmt.Sprintf("basic_auth:\n  username: %s\n  password_file: %s\n", authUser, pwFile)), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return prom, httpCfg
 }
 
 func TestShardIndexFromHostname(t *testing.T) {
