@@ -9,12 +9,12 @@ import (
 	"time"
 
 	"github.com/go-kit/log"
-	"github.com/go-kit/log/level"
 	"github.com/oklog/run"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	versioncollector "github.com/prometheus/client_golang/prometheus/collectors/version"
 	"github.com/prometheus/common/config"
+	"github.com/prometheus/exporter-toolkit/web"
 )
 
 // newRegistry returns the registry a component serves on /metrics, with
@@ -30,12 +30,14 @@ func newRegistry() *prometheus.Registry {
 }
 
 // addWebServer serves mux on lis as an actor of g, shut down gracefully
-// when the group stops.
-func addWebServer(g *run.Group, logger log.Logger, lis net.Listener, mux http.Handler) {
+// when the group stops. A web configuration file (--web.config.file, the
+// format of Prometheus and its exporters: tls_server_config, basic_auth_users,
+// http_server_config) adds TLS and basic auth, through exporter-toolkit.
+func addWebServer(g *run.Group, logger log.Logger, lis net.Listener, mux http.Handler, webConfig string) {
 	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+	flags := &web.FlagConfig{WebListenAddresses: &[]string{lis.Addr().String()}, WebSystemdSocket: new(bool), WebConfigFile: &webConfig}
 	g.Add(func() error {
-		level.Info(logger).Log("msg", "listening", "address", lis.Addr())
-		if err := srv.Serve(lis); err != nil && !errors.Is(err, http.ErrServerClosed) {
+		if err := web.Serve(lis, srv, flags, newSlog(log.With(logger, "component", "web"))); err != nil && !errors.Is(err, http.ErrServerClosed) {
 			return fmt.Errorf("web server: %w", err)
 		}
 		return nil
@@ -44,6 +46,15 @@ func addWebServer(g *run.Group, logger log.Logger, lis net.Listener, mux http.Ha
 		defer cancel()
 		_ = srv.Shutdown(ctx)
 	})
+}
+
+// checkWebConfig reads a web configuration file, so that a bad one stops the
+// component at start with the flag named.
+func checkWebConfig(path string) error {
+	if err := web.Validate(path); err != nil {
+		return fmt.Errorf("--web.config.file: %w", err)
+	}
+	return nil
 }
 
 // loadHTTPConfig reads Prometheus' HTTP client configuration (authorization,

@@ -53,6 +53,7 @@ type RemoteWriteFlags struct {
 type WebFlags struct {
 	ListenAddress string `name:"listen-address" default:":8080" help:"Address to serve /metrics, the status page, /-/healthy, /-/ready and /-/reload on."`
 	DisableReload bool   `name:"disable-reload" help:"Refuse POST /-/reload (SIGHUP still reloads)."`
+	ConfigFile    string `name:"config.file" type:"existingfile" help:"Web configuration file of Prometheus and its exporters (tls_server_config, basic_auth_users, http_server_config): TLS and basic auth for everything served on --web.listen-address."`
 }
 
 // ForecasterCmd is `kedastral forecaster`.
@@ -288,6 +289,9 @@ func (c *ForecasterCmd) Run(logger log.Logger) error {
 		return err
 	}
 
+	if err := checkWebConfig(c.Web.ConfigFile); err != nil {
+		return err
+	}
 	webLis, err := net.Listen("tcp", c.Web.ListenAddress)
 	if err != nil {
 		return fmt.Errorf("--web.listen-address: %w", err)
@@ -372,7 +376,7 @@ func (c *ForecasterCmd) Run(logger log.Logger) error {
 			fmt.Fprintln(w, "configuration reloaded")
 		})
 		mux.Handle("/", mgr.StatusHandler(version.Version))
-		addWebServer(&g, logger, webLis, mux)
+		addWebServer(&g, logger, webLis, mux, c.Web.ConfigFile)
 	}
 	return g.Run()
 }

@@ -41,6 +41,7 @@ type GRPCFlags struct {
 // ScalerWebFlags are the scaler's --web.* flags.
 type ScalerWebFlags struct {
 	ListenAddress string `name:"listen-address" default:":8081" help:"Address to serve /metrics, /-/healthy and /-/ready on."`
+	ConfigFile    string `name:"config.file" type:"existingfile" help:"Web configuration file of Prometheus and its exporters (tls_server_config, basic_auth_users, http_server_config): TLS and basic auth for everything served on --web.listen-address."`
 }
 
 // ScalerCmd is `kedastral scaler`.
@@ -129,6 +130,9 @@ func (c *ScalerCmd) run(ctx context.Context, logger log.Logger, ready func(grpcA
 	}
 	defer srv.Stop()
 
+	if err := checkWebConfig(c.Web.ConfigFile); err != nil {
+		return err
+	}
 	webLis, err := net.Listen("tcp", c.Web.ListenAddress)
 	if err != nil {
 		return fmt.Errorf("--web.listen-address: %w", err)
@@ -144,7 +148,7 @@ func (c *ScalerCmd) run(ctx context.Context, logger log.Logger, ready func(grpcA
 
 	var g run.Group
 	g.Add(func() error { return srv.Run(context.Background()) }, func(error) { srv.Stop() })
-	addWebServer(&g, logger, webLis, mux)
+	addWebServer(&g, logger, webLis, mux, c.Web.ConfigFile)
 	{
 		ctx, cancel := context.WithCancel(ctx)
 		g.Add(func() error {
