@@ -2,17 +2,21 @@ package deploytest
 
 import (
 	"bytes"
+	"crypto/tls"
 	"encoding/json"
+	"net/http"
 	"os"
 	"path/filepath"
 	"reflect"
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"sigs.k8s.io/yaml"
 
 	"github.com/kedastral/kedastral/engine/scaler"
+	"github.com/kedastral/kedastral/test/testutil"
 )
 
 // chartCase is one set of values the chart is rendered with.
@@ -353,6 +357,8 @@ func TestValuesSchemaRejects(t *testing.T) {
 		{"bad log level", []string{"--set", "log.level=verbose"}, "log/level"},
 		{"bad remote-write protocol", []string{"--set-string", "remoteWrite.protocol=3.0"}, "remoteWrite/protocol"},
 		{"tls without secret", []string{"--set", "scaler.tls.enabled=true"}, "secretName"},
+		{"web tls without secret", []string{"--set", "webTLS.enabled=true"}, "webTLS.enabled needs webTLS.secretName"},
+		{"web tls misspelled", []string{"--set", "webTLS.secret=x"}, "webTLS"},
 		{"port out of range", []string{"--set", "scaler.grpcPort=70000"}, "scaler/grpcPort"},
 		{"policy without spec", []string{"--set", "policies[0].name=x"}, "spec"},
 		{"policy with misspelled field", []string{"--values", "-"}, "metrc"},
@@ -576,4 +582,76 @@ func TestChartShards(t *testing.T) {
 			t.Errorf("sharded forecaster with %s: it refuses leader election with --shard.count > 1", a)
 		}
 	}
+}
+
+// TestChartWebTLS: with webTLS, both components get --web.config.file from
+// the ConfigMap and the certificate Secret mounted where that file says,
+// their probes use HTTPS and the ServiceMonitors scrape with https and the
+// tlsConfig given; the rendered web configuration, with the mount replaced by
+// a real certificate, makes the scaler answer its readiness path over TLS.
+// Without webTLS none of it is rendered.
+func TestChartWebTLS(t *testing.T) {
+	objs := renderObjects(t, chartCases[1])
+	var webCfg string
+	for _, o := range find(objs, "ConfigMap") {
+		if o.name() == "kedastral-config" {
+			webCfg, _ = o.path("data", "web-config.yaml").(string)
+		}
+	}
+	if !strings.Contains(webCfg, "cert_file: /etc/kedastral/web-tls/tls.crt") {
+		t.Fatalf("web-config.yaml: %q", webCfg)
+	}
+	for _, d := range find(objs, "Deployment") {
+		if !slices.Contains(containerArgs(d), "--web.config.file=/etc/kedastral/web/web-config.yaml") {
+			t.Errorf("%s: args %v lack --web.config.file", d.name(), containerArgs(d))
+		}
+		ctr := containers(d)[0]
+		for _, probe := range []string{"livenessProbe", "readinessProbe"} {
+			p, _ := ctr[probe].(map[string]any)
+			if hg, _ := p["httpGet"].(map[string]any); hg["scheme"] != "HTTPS" {
+				t.Errorf("%s: %s %v is not HTTPS", d.name(), probe, p)
+			}
+		}
+		mounts := map[string]string{}
+		for _, m := range ctr["volumeMounts"].([]any) {
+			mm := m.(map[string]any)
+			mounts[mm["name"].(string)] = mm["mountPath"].(string)
+		}
+		if mounts["web-config"] != "/etc/kedastral/web" || mounts["web-tls"] != "/etc/kedastral/web-tls" {
+			t.Errorf("%s: mounts %v", d.name(), mounts)
+		}
+	}
+	for _, sm := range find(objs, "ServiceMonitor") {
+		ep := sm.path("spec", "endpoints").([]any)[0].(map[string]any)
+		if ep["scheme"] != "https" || ep["tlsConfig"] == nil {
+			t.Errorf("%s: endpoint %v", sm.name(), ep)
+		}
+	}
+	for _, d := range find(renderObjects(t, chartCases[0]), "Deployment") {
+		for _, a := range containerArgs(d) {
+			if strings.HasPrefix(a, "--web.config.file") {
+				t.Errorf("default values: %s has %s", d.name(), a)
+			}
+		}
+	}
+
+	// The rendered file, pointed at a real certificate.
+	certFile, _, pool := testutil.SelfSignedCert(t)
+	cfg := filepath.Join(t.TempDir(), "web-config.yaml")
+	if err := os.WriteFile(cfg, []byte(strings.ReplaceAll(webCfg, "/etc/kedastral/web-tls/", filepath.Dir(certFile)+"/")), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	web := testutil.FreeAddr(t)
+	p := testutil.Start(t, testutil.ProcOptions{}, kedastral(t), "scaler", "--prometheus.url=http://127.0.0.1:1",
+		"--grpc.listen-address="+testutil.FreeAddr(t), "--web.listen-address="+web, "--web.config.file="+cfg)
+	defer p.Stop()
+	client := &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}}}
+	testutil.Eventually(t, 30*time.Second, "the scaler's /-/healthy over TLS", func() (string, bool) {
+		resp, err := client.Get("https://" + web + "/-/healthy")
+		if err != nil {
+			return err.Error(), false
+		}
+		resp.Body.Close()
+		return resp.Status, resp.StatusCode == http.StatusOK
+	})
 }

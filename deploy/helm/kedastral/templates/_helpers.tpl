@@ -118,3 +118,55 @@ topologySpreadConstraints:
   {{- toYaml . | nindent 2 }}
 {{- end }}
 {{- end -}}
+
+{{/*
+webTLS: the flag, the mounts and the volume of the web endpoints' TLS, and
+the probes' scheme.
+*/}}
+{{- define "kedastral.webTLS.check" -}}
+{{- if and .Values.webTLS.enabled (not .Values.webTLS.secretName) }}
+{{- fail "webTLS.enabled needs webTLS.secretName (a kubernetes.io/tls Secret)" }}
+{{- end }}
+{{- end }}
+
+{{- define "kedastral.webTLS.args" -}}
+{{- if .Values.webTLS.enabled }}
+- --web.config.file=/etc/kedastral/web/web-config.yaml
+{{- end }}
+{{- end }}
+
+{{- define "kedastral.webTLS.mounts" -}}
+{{- if .Values.webTLS.enabled }}
+- name: web-config
+  mountPath: /etc/kedastral/web
+  readOnly: true
+- name: web-tls
+  mountPath: /etc/kedastral/web-tls
+  readOnly: true
+{{- end }}
+{{- end }}
+
+{{- define "kedastral.webTLS.volumes" -}}
+{{- if .Values.webTLS.enabled }}
+- name: web-config
+  configMap:
+    name: {{ include "kedastral.configName" . }}
+    items:
+      - key: web-config.yaml
+        path: web-config.yaml
+- name: web-tls
+  secret:
+    secretName: {{ .Values.webTLS.secretName }}
+    items:
+      - key: tls.crt
+        path: tls.crt
+      - key: tls.key
+        path: tls.key
+{{- end }}
+{{- end }}
+
+{{- define "kedastral.probeScheme" -}}
+{{- if .Values.webTLS.enabled }}
+scheme: HTTPS
+{{- end }}
+{{- end }}
