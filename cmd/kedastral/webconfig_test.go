@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/kedastral/kedastral/promapi/promtest"
+	"github.com/kedastral/kedastral/test/testca"
 	"github.com/kedastral/kedastral/test/testutil"
 )
 
@@ -23,14 +24,14 @@ import (
 func TestWebConfigFile(t *testing.T) {
 	promtest.RequireBinaries(t)
 	prom := promtest.StartInT(t, testutil.LoadHistory(t), promtest.Options{})
-	certFile, keyFile, pool := testutil.SelfSignedCert(t)
+	_, certFile, keyFile, ca := testca.ServerFiles(t)
 	dir := t.TempDir()
 	webCfg := filepath.Join(dir, "web.yml")
 	if err := os.WriteFile(webCfg, []byte(fmt.Sprintf("tls_server_config:\n  cert_file: %s\n  key_file: %s\nbasic_auth_users:\n  %s: %s\n",
 		certFile, keyFile, authUser, authHash)), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	client := &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}}}
+	client := &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: ca.Pool()}}}
 	get := func(url string, auth bool) (int, string, error) {
 		req, _ := http.NewRequest(http.MethodGet, url, nil)
 		if auth {

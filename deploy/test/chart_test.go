@@ -16,6 +16,7 @@ import (
 	"sigs.k8s.io/yaml"
 
 	"github.com/kedastral/kedastral/engine/scaler"
+	"github.com/kedastral/kedastral/test/testca"
 	"github.com/kedastral/kedastral/test/testutil"
 )
 
@@ -636,7 +637,7 @@ func TestChartWebTLS(t *testing.T) {
 	}
 
 	// The rendered file, pointed at a real certificate.
-	certFile, _, pool := testutil.SelfSignedCert(t)
+	_, certFile, _, ca := testca.ServerFiles(t)
 	cfg := filepath.Join(t.TempDir(), "web-config.yaml")
 	if err := os.WriteFile(cfg, []byte(strings.ReplaceAll(webCfg, "/etc/kedastral/web-tls/", filepath.Dir(certFile)+"/")), 0o600); err != nil {
 		t.Fatal(err)
@@ -645,7 +646,7 @@ func TestChartWebTLS(t *testing.T) {
 	p := testutil.Start(t, testutil.ProcOptions{}, kedastral(t), "scaler", "--prometheus.url=http://127.0.0.1:1",
 		"--grpc.listen-address="+testutil.FreeAddr(t), "--web.listen-address="+web, "--web.config.file="+cfg)
 	defer p.Stop()
-	client := &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}}}
+	client := &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: ca.Pool()}}}
 	testutil.Eventually(t, 30*time.Second, "the scaler's /-/healthy over TLS", func() (string, bool) {
 		resp, err := client.Get("https://" + web + "/-/healthy")
 		if err != nil {

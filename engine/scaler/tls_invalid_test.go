@@ -1,15 +1,8 @@
 package scaler
 
 import (
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/tls"
 	"crypto/x509"
-	"crypto/x509/pkix"
-	"encoding/pem"
-	"math/big"
-	"net"
 	"testing"
 	"time"
 
@@ -18,35 +11,8 @@ import (
 	"google.golang.org/grpc/credentials"
 
 	pb "github.com/kedastral/kedastral/proto"
+	"github.com/kedastral/kedastral/test/testca"
 )
-
-// issueFor is testCA.issue with a chosen validity window.
-func (ca *testCA) issueFor(t *testing.T, cn string, usage x509.ExtKeyUsage, notBefore, notAfter time.Time) tls.Certificate {
-	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tmpl := &x509.Certificate{
-		SerialNumber: big.NewInt(time.Now().UnixNano()), Subject: pkix.Name{CommonName: cn},
-		NotBefore: notBefore, NotAfter: notAfter,
-		KeyUsage: x509.KeyUsageDigitalSignature, ExtKeyUsage: []x509.ExtKeyUsage{usage},
-		IPAddresses: []net.IP{net.IPv4(127, 0, 0, 1)},
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, ca.cert, &key.PublicKey, ca.key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	kder, err := x509.MarshalECPrivateKey(key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	kp, err := tls.X509KeyPair(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: kder}))
-	if err != nil {
-		t.Fatal(err)
-	}
-	return kp
-}
 
 // TestMTLSRefusesInvalidClientCertificates: a client certificate signed by
 // the right CA is still refused when it has expired, is not valid yet, or is
@@ -54,17 +20,16 @@ func (ca *testCA) issueFor(t *testing.T, cn string, usage x509.ExtKeyUsage, notB
 // server certificate.
 func TestMTLSRefusesInvalidClientCertificates(t *testing.T) {
 	dir := t.TempDir()
-	ca := newTestCA(t, "kedastral test CA")
-	srvCert, srvKey := ca.issue(t, "kedastral-scaler", x509.ExtKeyUsageServerAuth)
-	cfg, err := TLSConfig(writeFile(t, dir, "tls.crt", srvCert), writeFile(t, dir, "tls.key", srvKey), writeFile(t, dir, "ca.crt", ca.pem))
+	ca := testca.New(t, "kedastral test CA")
+	srvCert, srvKey := ca.Issue(t, "kedastral-scaler", x509.ExtKeyUsageServerAuth)
+	cfg, err := TLSConfig(testca.Write(t, dir, "tls.crt", srvCert), testca.Write(t, dir, "tls.key", srvKey), testca.Write(t, dir, "ca.crt", ca.PEM))
 	if err != nil {
 		t.Fatal(err)
 	}
 	q := &fakeQuerier{}
 	q.set(fakeSeries{labels.FromStrings("policy", "api"), 4, time.Now()})
 	addr := startServer(t, Options{Querier: q, TLSConfig: cfg}).Addr().String()
-	roots := x509.NewCertPool()
-	roots.AddCert(ca.cert)
+	roots := ca.Pool()
 	call := func(t *testing.T, addr string, tc *tls.Config) error {
 		t.Helper()
 		conn, err := grpc.NewClient(addr, grpc.WithTransportCredentials(credentials.NewTLS(tc)))
@@ -75,16 +40,23 @@ func TestMTLSRefusesInvalidClientCertificates(t *testing.T) {
 		_, err = pb.NewExternalScalerClient(conn).GetMetrics(ctxT(t), &pb.GetMetricsRequest{ScaledObjectRef: ref(map[string]string{"policy": "api"})})
 		return err
 	}
+	pair := func(certPEM, keyPEM []byte) tls.Certificate {
+		kp, err := tls.X509KeyPair(certPEM, keyPEM)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return kp
+	}
 	now := time.Now()
 	for _, tc := range []struct {
 		name string
 		cert tls.Certificate
 		ok   bool
 	}{
-		{"valid", ca.issueFor(t, "keda", x509.ExtKeyUsageClientAuth, now.Add(-time.Hour), now.Add(time.Hour)), true},
-		{"expired", ca.issueFor(t, "keda", x509.ExtKeyUsageClientAuth, now.Add(-48*time.Hour), now.Add(-24*time.Hour)), false},
-		{"not valid yet", ca.issueFor(t, "keda", x509.ExtKeyUsageClientAuth, now.Add(24*time.Hour), now.Add(48*time.Hour)), false},
-		{"server-only key usage", ca.issueFor(t, "keda", x509.ExtKeyUsageServerAuth, now.Add(-time.Hour), now.Add(time.Hour)), false},
+		{"valid", pair(ca.IssueFor(t, "keda", x509.ExtKeyUsageClientAuth, now.Add(-time.Hour), now.Add(time.Hour))), true},
+		{"expired", pair(ca.IssueFor(t, "keda", x509.ExtKeyUsageClientAuth, now.Add(-48*time.Hour), now.Add(-24*time.Hour))), false},
+		{"not valid yet", pair(ca.IssueFor(t, "keda", x509.ExtKeyUsageClientAuth, now.Add(24*time.Hour), now.Add(48*time.Hour))), false},
+		{"server-only key usage", pair(ca.IssueFor(t, "keda", x509.ExtKeyUsageServerAuth, now.Add(-time.Hour), now.Add(time.Hour))), false},
 	} {
 		t.Run("client certificate "+tc.name, func(t *testing.T) {
 			err := call(t, addr, &tls.Config{RootCAs: roots, Certificates: []tls.Certificate{tc.cert}})
@@ -95,14 +67,8 @@ func TestMTLSRefusesInvalidClientCertificates(t *testing.T) {
 	}
 
 	t.Run("expired server certificate", func(t *testing.T) {
-		expired := ca.issueFor(t, "kedastral-scaler", x509.ExtKeyUsageServerAuth, now.Add(-48*time.Hour), now.Add(-24*time.Hour))
-		certPEM := pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: expired.Certificate[0]})
-		kder, err := x509.MarshalECPrivateKey(expired.PrivateKey.(*ecdsa.PrivateKey))
-		if err != nil {
-			t.Fatal(err)
-		}
-		keyPEM := pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: kder})
-		cfg, err := TLSConfig(writeFile(t, dir, "old.crt", certPEM), writeFile(t, dir, "old.key", keyPEM), "")
+		certPEM, keyPEM := ca.IssueFor(t, "kedastral-scaler", x509.ExtKeyUsageServerAuth, now.Add(-48*time.Hour), now.Add(-24*time.Hour))
+		cfg, err := TLSConfig(testca.Write(t, dir, "old.crt", certPEM), testca.Write(t, dir, "old.key", keyPEM), "")
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -1,15 +1,8 @@
 package scaler
 
 import (
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/tls"
 	"crypto/x509"
-	"crypto/x509/pkix"
-	"encoding/pem"
-	"math/big"
-	"net"
 	"os"
 	"path/filepath"
 	"testing"
@@ -21,76 +14,18 @@ import (
 	"google.golang.org/grpc/credentials/insecure"
 
 	pb "github.com/kedastral/kedastral/proto"
+	"github.com/kedastral/kedastral/test/testca"
 )
-
-// testCA is a throwaway certificate authority.
-type testCA struct {
-	cert *x509.Certificate
-	key  *ecdsa.PrivateKey
-	pem  []byte
-}
-
-func newTestCA(t *testing.T, name string) *testCA {
-	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tmpl := &x509.Certificate{
-		SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: name},
-		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
-		IsCA: true, BasicConstraintsValid: true, KeyUsage: x509.KeyUsageCertSign,
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cert, _ := x509.ParseCertificate(der)
-	return &testCA{cert: cert, key: key, pem: pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})}
-}
-
-// issue returns a PEM certificate and key signed by the CA.
-func (ca *testCA) issue(t *testing.T, cn string, usage x509.ExtKeyUsage) (certPEM, keyPEM []byte) {
-	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tmpl := &x509.Certificate{
-		SerialNumber: big.NewInt(time.Now().UnixNano()), Subject: pkix.Name{CommonName: cn},
-		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
-		KeyUsage: x509.KeyUsageDigitalSignature, ExtKeyUsage: []x509.ExtKeyUsage{usage},
-		IPAddresses: []net.IP{net.IPv4(127, 0, 0, 1)}, DNSNames: []string{"localhost"},
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, ca.cert, &key.PublicKey, ca.key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	kder, err := x509.MarshalECPrivateKey(key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: kder})
-}
-
-func writeFile(t *testing.T, dir, name string, data []byte) string {
-	t.Helper()
-	p := filepath.Join(dir, name)
-	if err := os.WriteFile(p, data, 0o600); err != nil {
-		t.Fatal(err)
-	}
-	return p
-}
 
 func TestMTLS(t *testing.T) {
 	dir := t.TempDir()
-	ca := newTestCA(t, "kedastral test CA")
-	srvCert, srvKey := ca.issue(t, "kedastral-scaler", x509.ExtKeyUsageServerAuth)
-	cliCert, cliKey := ca.issue(t, "keda-operator", x509.ExtKeyUsageClientAuth)
-	otherCA := newTestCA(t, "someone else")
-	strangerCert, strangerKey := otherCA.issue(t, "stranger", x509.ExtKeyUsageClientAuth)
+	ca := testca.New(t, "kedastral test CA")
+	srvCert, srvKey := ca.Issue(t, "kedastral-scaler", x509.ExtKeyUsageServerAuth)
+	cliCert, cliKey := ca.Issue(t, "keda-operator", x509.ExtKeyUsageClientAuth)
+	otherCA := testca.New(t, "someone else")
+	strangerCert, strangerKey := otherCA.Issue(t, "stranger", x509.ExtKeyUsageClientAuth)
 
-	cfg, err := TLSConfig(writeFile(t, dir, "tls.crt", srvCert), writeFile(t, dir, "tls.key", srvKey), writeFile(t, dir, "ca.crt", ca.pem))
+	cfg, err := TLSConfig(testca.Write(t, dir, "tls.crt", srvCert), testca.Write(t, dir, "tls.key", srvKey), testca.Write(t, dir, "ca.crt", ca.PEM))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -102,8 +37,7 @@ func TestMTLS(t *testing.T) {
 	ts := startServer(t, Options{Querier: q, TLSConfig: cfg})
 	addr := ts.Addr().String()
 
-	roots := x509.NewCertPool()
-	roots.AddCert(ca.cert)
+	roots := ca.Pool()
 	call := func(t *testing.T, creds credentials.TransportCredentials) (*pb.GetMetricsResponse, error) {
 		t.Helper()
 		conn, err := grpc.NewClient(addr, grpc.WithTransportCredentials(creds))
@@ -158,7 +92,7 @@ func TestMTLS(t *testing.T) {
 		if _, err := TLSConfig(filepath.Join(dir, "tls.crt"), filepath.Join(dir, "missing.key"), ""); err == nil {
 			t.Error("missing key accepted")
 		}
-		if _, err := TLSConfig(filepath.Join(dir, "tls.crt"), filepath.Join(dir, "tls.key"), writeFile(t, dir, "empty.pem", nil)); err == nil {
+		if _, err := TLSConfig(filepath.Join(dir, "tls.crt"), filepath.Join(dir, "tls.key"), testca.Write(t, dir, "empty.pem", nil)); err == nil {
 			t.Error("empty client CA accepted")
 		}
 		if _, err := TLSConfig("", "x", ""); err == nil {
@@ -169,9 +103,9 @@ func TestMTLS(t *testing.T) {
 
 func TestTLSRotation(t *testing.T) {
 	dir := t.TempDir()
-	ca1, ca2 := newTestCA(t, "CA 1"), newTestCA(t, "CA 2")
-	c1, k1 := ca1.issue(t, "scaler", x509.ExtKeyUsageServerAuth)
-	certFile, keyFile := writeFile(t, dir, "tls.crt", c1), writeFile(t, dir, "tls.key", k1)
+	ca1, ca2 := testca.New(t, "CA 1"), testca.New(t, "CA 2")
+	c1, k1 := ca1.Issue(t, "scaler", x509.ExtKeyUsageServerAuth)
+	certFile, keyFile := testca.Write(t, dir, "tls.crt", c1), testca.Write(t, dir, "tls.key", k1)
 	cfg, err := TLSConfig(certFile, keyFile, "")
 	if err != nil {
 		t.Fatal(err)
@@ -180,10 +114,8 @@ func TestTLSRotation(t *testing.T) {
 	q.set(fakeSeries{labels.FromStrings("policy", "api"), 2, time.Now()})
 	ts := startServer(t, Options{Querier: q, TLSConfig: cfg})
 
-	call := func(ca *testCA) error {
-		roots := x509.NewCertPool()
-		roots.AddCert(ca.cert)
-		conn, err := grpc.NewClient(ts.Addr().String(), grpc.WithTransportCredentials(credentials.NewTLS(&tls.Config{RootCAs: roots})))
+	call := func(ca *testca.CA) error {
+		conn, err := grpc.NewClient(ts.Addr().String(), grpc.WithTransportCredentials(credentials.NewTLS(&tls.Config{RootCAs: ca.Pool()})))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -199,12 +131,12 @@ func TestTLSRotation(t *testing.T) {
 	}
 
 	// A broken rotation (key not written yet) keeps the old certificate.
-	c2, k2 := ca2.issue(t, "scaler", x509.ExtKeyUsageServerAuth)
-	writeFile(t, dir, "tls.crt", c2)
+	c2, k2 := ca2.Issue(t, "scaler", x509.ExtKeyUsageServerAuth)
+	testca.Write(t, dir, "tls.crt", c2)
 	if err := call(ca1); err != nil {
 		t.Fatalf("half-rotated: %v", err)
 	}
-	writeFile(t, dir, "tls.key", k2)
+	testca.Write(t, dir, "tls.key", k2)
 	later := time.Now().Add(time.Minute) // a new modification time, whatever the file system's resolution
 	for _, f := range []string{certFile, keyFile} {
 		if err := os.Chtimes(f, later, later); err != nil {

@@ -2,92 +2,29 @@ package keda
 
 import (
 	"context"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/x509"
-	"crypto/x509/pkix"
-	"encoding/pem"
-	"math/big"
-	"net"
-	"os"
-	"path/filepath"
 	"testing"
 	"time"
 
 	"github.com/kedacore/keda/v2/pkg/scalers"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
+
+	"github.com/kedastral/kedastral/test/testca"
 )
-
-type testCA struct {
-	cert *x509.Certificate
-	key  *ecdsa.PrivateKey
-	pem  string
-}
-
-func newTestCA(t *testing.T) *testCA {
-	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tmpl := &x509.Certificate{
-		SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "kedastral test CA"},
-		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
-		IsCA: true, BasicConstraintsValid: true, KeyUsage: x509.KeyUsageCertSign,
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cert, _ := x509.ParseCertificate(der)
-	return &testCA{cert: cert, key: key, pem: string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}))}
-}
-
-func (ca *testCA) issue(t *testing.T, cn string, usage x509.ExtKeyUsage) (certPEM, keyPEM string) {
-	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tmpl := &x509.Certificate{
-		SerialNumber: big.NewInt(time.Now().UnixNano()), Subject: pkix.Name{CommonName: cn},
-		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
-		KeyUsage: x509.KeyUsageDigitalSignature, ExtKeyUsage: []x509.ExtKeyUsage{usage},
-		IPAddresses: []net.IP{net.IPv4(127, 0, 0, 1)},
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, ca.cert, &key.PublicKey, ca.key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	kder, err := x509.MarshalECPrivateKey(key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})),
-		string(pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: kder}))
-}
 
 // TestExternalScalerMTLS: KEDA's TLS settings (caCert, tlsClientCert and
 // tlsClientKey from a TriggerAuthentication) against
 // --grpc.tls.client-ca-file.
 func TestExternalScalerMTLS(t *testing.T) {
 	dir := t.TempDir()
-	ca := newTestCA(t)
-	srvCert, srvKey := ca.issue(t, "kedastral-scaler", x509.ExtKeyUsageServerAuth)
-	cliCert, cliKey := ca.issue(t, "keda-operator", x509.ExtKeyUsageClientAuth)
-	write := func(name, data string) string {
-		p := filepath.Join(dir, name)
-		if err := os.WriteFile(p, []byte(data), 0o600); err != nil {
-			t.Fatal(err)
-		}
-		return p
-	}
+	ca := testca.New(t, "kedastral test CA")
+	srvCert, srvKey := ca.Issue(t, "kedastral-scaler", x509.ExtKeyUsageServerAuth)
+	cliCert, cliKey := ca.Issue(t, "keda-operator", x509.ExtKeyUsageClientAuth)
 	e := start(t,
-		"--grpc.tls.cert-file="+write("tls.crt", srvCert),
-		"--grpc.tls.key-file="+write("tls.key", srvKey),
-		"--grpc.tls.client-ca-file="+write("ca.crt", ca.pem),
+		"--grpc.tls.cert-file="+testca.Write(t, dir, "tls.crt", srvCert),
+		"--grpc.tls.key-file="+testca.Write(t, dir, "tls.key", srvKey),
+		"--grpc.tls.client-ca-file="+testca.Write(t, dir, "ca.crt", ca.PEM),
 	)
 	e.write(t, desired("api"), 6, time.Now())
 
@@ -96,8 +33,8 @@ func TestExternalScalerMTLS(t *testing.T) {
 		auth map[string]string
 		ok   bool
 	}{
-		{name: "client certificate", auth: map[string]string{"caCert": ca.pem, "tlsClientCert": cliCert, "tlsClientKey": cliKey}, ok: true},
-		{name: "no client certificate", auth: map[string]string{"caCert": ca.pem}, ok: false},
+		{name: "client certificate", auth: map[string]string{"caCert": string(ca.PEM), "tlsClientCert": string(cliCert), "tlsClientKey": string(cliKey)}, ok: true},
+		{name: "no client certificate", auth: map[string]string{"caCert": string(ca.PEM)}, ok: false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			cfg := config("external", 0, map[string]string{"scalerAddress": e.addr, "policy": "api"})
