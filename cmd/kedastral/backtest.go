@@ -244,7 +244,7 @@ func (c *BacktestCmd) queryHistory(ctx context.Context, p *policy.ForecastPolicy
 	}
 	var out []backtest.Series
 	for _, s := range result {
-		if !matchAll(matchers, s.Labels) {
+		if !labels.Selector(matchers).Matches(s.Labels) {
 			continue
 		}
 		h, err := backtest.FromSamples(s.Points, step)
@@ -258,15 +258,6 @@ func (c *BacktestCmd) queryHistory(ctx context.Context, p *policy.ForecastPolicy
 	}
 	slices.SortFunc(out, func(a, b backtest.Series) int { return labels.Compare(a.Labels, b.Labels) })
 	return out, nil
-}
-
-func matchAll(ms []*labels.Matcher, l labels.Labels) bool {
-	for _, m := range ms {
-		if !m.Matches(l.Get(m.Name)) {
-			return false
-		}
-	}
-	return true
 }
 
 // severalAsCSV is the error for a per-step csv of several series: it shows

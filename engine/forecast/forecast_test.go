@@ -57,7 +57,7 @@ func (r *recorded) QueryRange(_ context.Context, query string, start, end time.T
 	matchers, _ := regexpMatchers(query) // an unparsable query: unfiltered
 	var out []promapi.Series
 	for _, s := range r.series {
-		if !matchAll(matchers, s.Labels) {
+		if !labels.Selector(matchers).Matches(s.Labels) {
 			continue
 		}
 		o := promapi.Series{Labels: s.Labels}
@@ -73,15 +73,6 @@ func (r *recorded) QueryRange(_ context.Context, query string, start, end time.T
 	}
 	r.counts[len(r.counts)-1] = len(out)
 	return out, nil
-}
-
-func matchAll(ms []*labels.Matcher, l labels.Labels) bool {
-	for _, m := range ms {
-		if !m.Matches(l.Get(m.Name)) {
-			return false
-		}
-	}
-	return true
 }
 
 // flat returns a series of value v every minute over [from, to].

@@ -298,7 +298,7 @@ func TestEvaluatorFetchSplitsBySeries(t *testing.T) {
 			for _, s := range q.series {
 				n := 0
 				for _, qs := range order {
-					if matchAll(queryMatchers(t, qs), s.Labels) {
+					if labels.Selector(queryMatchers(t, qs)).Matches(s.Labels) {
 						n++
 					}
 				}
