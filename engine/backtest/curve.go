@@ -125,19 +125,11 @@ func CurveMany(ctx context.Context, o Options, series []Series, quantiles []floa
 		}
 		cr.Points = append(cr.Points, pt)
 		if k == 0 {
+			cr.Start, cr.End, cr.Failed = span(part)
 			for i, s := range part {
-				if s.Err != nil {
-					cr.Failed = append(cr.Failed, s)
-					continue
-				}
-				if cr.First == nil {
-					cr.First, cr.Start, cr.End = settings[i], s.Start, s.End
-				}
-				if s.Start.Before(cr.Start) {
-					cr.Start = s.Start
-				}
-				if s.End.After(cr.End) {
-					cr.End = s.End
+				if s.Err == nil {
+					cr.First = settings[i]
+					break
 				}
 			}
 			cr.First.Scaling = tot
@@ -183,7 +175,7 @@ func runAll(ctx context.Context, runs []Options, progress func(done, total int),
 	defer cancel()
 	var mu sync.Mutex
 	steps := make([]int, len(runs))
-	total := 0
+	total, sum := 0, 0
 	for _, o := range runs {
 		total += len(o.Trace.Values)
 	}
@@ -195,11 +187,8 @@ func runAll(ctx context.Context, runs []Options, progress func(done, total int),
 		report := func(d int) {
 			mu.Lock()
 			defer mu.Unlock()
+			sum += d - steps[i]
 			steps[i] = d
-			var sum int
-			for _, v := range steps {
-				sum += v
-			}
 			progress(sum, total)
 		}
 		if progress != nil {

@@ -108,6 +108,24 @@ func outcomeOf(l labels.Labels, r *Result, err error) (SeriesOutcome, *Result) {
 	return out, &hdr
 }
 
+// span is the first and last row of the backtested series, and the series
+// that could not be backtested.
+func span(series []SeriesOutcome) (start, end time.Time, failed []SeriesOutcome) {
+	for _, s := range series {
+		switch {
+		case s.Err != nil:
+			failed = append(failed, s)
+			continue
+		case start.IsZero() || s.Start.Before(start):
+			start = s.Start
+		}
+		if s.End.After(end) {
+			end = s.End
+		}
+	}
+	return start, end, failed
+}
+
 // total sums the scaling outcomes of the backtested series, method by
 // method (see ManyResult.Total); nil when none was backtested.
 func total(series []SeriesOutcome) []ScalingScore {

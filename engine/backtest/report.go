@@ -327,20 +327,7 @@ func quantileNote(r *Result) string {
 func WriteManyText(w io.Writer, m *ManyResult) error {
 	r := m.Settings
 	fmt.Fprintf(w, "policy %s: model %s at quantile %v, step %s, lead time %s\n", r.Policy, r.Model, r.Quantile, fmtDuration(r.Step), fmtDuration(r.LeadTime))
-	var first, last time.Time
-	var failed []SeriesOutcome
-	for _, s := range m.Series {
-		if s.Err != nil {
-			failed = append(failed, s)
-			continue
-		}
-		if first.IsZero() || s.Start.Before(first) {
-			first = s.Start
-		}
-		if s.End.After(last) {
-			last = s.End
-		}
-	}
+	first, last, failed := span(m.Series)
 	fmt.Fprintf(w, "%d series, from %s to %s\n", len(m.Series), first.Format(time.RFC3339), last.Format(time.RFC3339))
 	writeHPALine(w, r)
 	fmt.Fprintln(w, "\nper series: Kedastral's scaling outcome, and reactive KEDA's replica-hours against the oracle's")
