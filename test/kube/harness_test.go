@@ -43,7 +43,7 @@ var repoRoot = func() string {
 	return filepath.Clean(filepath.Join(filepath.Dir(file), "..", ".."))
 }()
 
-// binDir is where test/kube/bins/build.sh puts kube-apiserver and etcd:
+// binDir is where test/bins/build.sh puts kube-apiserver and etcd:
 // $KEDASTRAL_KUBE_BIN, or the script's cache directory for the versions in
 // its go.mod files.
 func binDir() string {
@@ -51,7 +51,7 @@ func binDir() string {
 		return d
 	}
 	version := func(mod string) string {
-		b, err := os.ReadFile(filepath.Join(repoRoot, "test", "kube", "bins", mod, "go.mod"))
+		b, err := os.ReadFile(filepath.Join(repoRoot, "test", "bins", mod, "go.mod"))
 		if err != nil {
 			return "unknown"
 		}
@@ -104,7 +104,7 @@ func getCluster(t *testing.T) *cluster {
 	dir := binDir()
 	for _, b := range []string{"kube-apiserver", "etcd"} {
 		if _, err := os.Stat(filepath.Join(dir, b)); err != nil {
-			msg := fmt.Sprintf("%s not in %s: run test/kube/bins/build.sh (about 7 minutes of CPU, once) or set KEDASTRAL_KUBE_BIN", b, dir)
+			msg := fmt.Sprintf("%s not in %s: run test/bins/build.sh (about 7 minutes of CPU, once) or set KEDASTRAL_KUBE_BIN", b, dir)
 			if os.Getenv("CI") != "" {
 				t.Fatal(msg)
 			}

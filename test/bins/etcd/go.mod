@@ -1,4 +1,4 @@
-module github.com/kedastral/kedastral/test/kube/bins/etcd
+module github.com/kedastral/kedastral/test/bins/etcd
 
 go 1.26.8
 

@@ -1,4 +1,4 @@
-module github.com/kedastral/kedastral/test/kube/bins/apiserver
+module github.com/kedastral/kedastral/test/bins/apiserver
 
 go 1.26.8
 

@@ -1,0 +1,75 @@
+#!/usr/bin/env bash
+# Builds the heavy prerequisites of the tests and the demo from the Go module
+# proxy, each into one cache directory keyed by its version, so only the first
+# run on a machine pays for a build; later runs print the directory at once.
+#
+#   test/bins/build.sh [kube]      # etcd and kube-apiserver (test/kube); about 7 minutes of CPU once
+#   test/bins/build.sh prometheus  # Prometheus 3 and its promtool; about 9 minutes of CPU once
+#
+# Each prints the directory holding its binaries on standard output; what it
+# does goes to standard error. Each component pins its version in the go.mod
+# of its wrapper module beside this script (test/bins/<component>/go.mod).
+# KEDASTRAL_BIN_CACHE (or the older KEDASTRAL_KUBE_BIN_CACHE) overrides the
+# cache root, ~/.cache/kedastral by default.
+set -euo pipefail
+here="$(cd "$(dirname "$0")" && pwd)"
+root="${KEDASTRAL_BIN_CACHE:-${KEDASTRAL_KUBE_BIN_CACHE:-$HOME/.cache/kedastral}}"
+export CGO_ENABLED=0 GOFLAGS=-mod=mod GOTOOLCHAIN="${GOTOOLCHAIN:-auto}"
+
+# version MOD: the version the wrapper module MOD requires of its one direct dependency.
+version() { awk '$1=="require" && NF==3 {print $3; exit}' "$here/$1/go.mod"; }
+
+# build MOD OUT PKG [LDFLAGS]: go build PKG inside wrapper module MOD into OUT,
+# atomically, with a line every 30 s so a long build never looks hung.
+build() {
+  local mod=$1 out=$2 pkg=$3 ldflags=${4:-}
+  echo "building $(basename "$out") $(version "$mod") into $(dirname "$out") (once per machine)…" >&2
+  local start=$SECONDS
+  (while sleep 30; do echo "  still building $(basename "$out"), $((SECONDS - start)) s" >&2; done) &
+  local ticker=$!
+  trap 'kill $ticker 2>/dev/null || true' RETURN
+  (cd "$here/$mod" && go build -trimpath -ldflags="-s $ldflags" -o "$out.tmp" "$pkg")
+  mv "$out.tmp" "$out"
+  echo "built $(basename "$out") in $((SECONDS - start)) s" >&2
+}
+
+kube() {
+  local k8s etcd dir
+  k8s="$(version apiserver)"
+  etcd="$(version etcd)"
+  dir="$root/kube-$k8s-etcd-$etcd"
+  mkdir -p "$dir"
+  # The version the API server reports (/version, helm's kubeVersion checks)
+  # comes from ldflags, as in Kubernetes' own build.
+  local minor="${k8s#v1.}"
+  minor="${minor%%.*}"
+  local v=k8s.io/component-base/version
+  [ -x "$dir/kube-apiserver" ] || build apiserver "$dir/kube-apiserver" k8s.io/kubernetes/cmd/kube-apiserver \
+    "-X $v.gitVersion=$k8s -X $v.gitMajor=1 -X $v.gitMinor=$minor -X $v.gitTreeState=clean"
+  [ -x "$dir/etcd" ] || build etcd "$dir/etcd" go.etcd.io/etcd/server/v3
+  echo "$dir"
+}
+
+prometheus() {
+  local v dir
+  v="$(version prometheus)"
+  dir="$root/prometheus-$v"
+  mkdir -p "$dir"
+  # Prometheus' module is v0.3xx.y for Prometheus 3.xx.y; --version prints it.
+  local pv="${v#v0.}"
+  pv="3.${pv#3}"
+  local c=github.com/prometheus/common/version
+  local ld="-X $c.Version=$pv -X $c.Revision=module-$v -X $c.Branch=module -X $c.BuildUser=kedastral"
+  [ -x "$dir/prometheus" ] || build prometheus "$dir/prometheus" github.com/prometheus/prometheus/cmd/prometheus "$ld"
+  [ -x "$dir/promtool" ] || build prometheus "$dir/promtool" github.com/prometheus/prometheus/cmd/promtool "$ld"
+  echo "$dir"
+}
+
+case "${1:-kube}" in
+kube) kube ;;
+prometheus) prometheus ;;
+*)
+  echo "usage: $0 [kube|prometheus]" >&2
+  exit 2
+  ;;
+esac
