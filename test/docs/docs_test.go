@@ -1,7 +1,8 @@
 // Package docs_test checks the documentation: README.md stays a front door
-// (at most maxReadmeLines lines), every relative link of README.md and
-// docs/*.md reaches an existing file (and heading, when it names one), every
-// page of docs/ is in the index docs/README.md, and every PromQL example parses.
+// (at most maxReadmeLines lines), every relative link of README.md, docs/*.md
+// and the components' READMEs reaches an existing file (and heading, when it
+// names one), every page of docs/ is in the index docs/README.md, and every
+// PromQL example parses.
 package docs_test
 
 import (
@@ -138,6 +139,10 @@ func (p *page) anchors() map[string]bool {
 	return out
 }
 
+// componentPages are the READMEs of parts of the repository that the docs
+// link to and that link back; their links are checked too.
+var componentPages = []string{"mixins/kedastral/README.md", "mixins/kedastral/runbook.md", "deploy/helm/kedastral/README.md"}
+
 // docPages are README.md and every Markdown file under docs/.
 func docPages(t *testing.T) []string {
 	t.Helper()
@@ -170,7 +175,7 @@ func TestLinks(t *testing.T) {
 		return p
 	}
 	checked := 0
-	for _, rel := range docPages(t) {
+	for _, rel := range append(docPages(t), componentPages...) {
 		p := get(rel)
 		for _, l := range p.links {
 			if strings.Contains(l.target, "://") || strings.HasPrefix(l.target, "mailto:") {
