@@ -295,12 +295,17 @@ func (w *Writer) send(ctx, parent context.Context, series []*seriesSamples, n in
 		default:
 			retryable = true // no response: connection error
 		}
+		err = trimmedError{err}
+		if receiverDisabled(status, err) {
+			// Prometheus' own hint names a flag that newer versions lack.
+			err = fmt.Errorf("HTTP status %d: %w", status, ErrReceiverDisabled)
+		}
 		return stats, &WriteError{
 			StatusCode: status,
 			Retryable:  retryable,
 			Attempts:   attempts,
 			RetryAfter: ex.lastRetryAfter(w.now()),
-			Err:        fmt.Errorf("post %s: %w", w.url, trimmedError{err}),
+			Err:        fmt.Errorf("post %s: %w", w.url, err),
 		}
 	}
 	return stats, nil

@@ -4,6 +4,8 @@ import (
 	"context"
 	"fmt"
 	"math"
+	"net/http"
+	"net/http/httptest"
 	"strings"
 	"testing"
 	"time"
@@ -26,6 +28,12 @@ const testMetric = "demo_queries_per_second"
 // MongoDB trace, shifted to end at the current minute, as two series:
 // service="a" (the trace) and service="b" (half of it).
 func loadTrace(t *testing.T, days int) (*promtest.Server, []trace.Point, time.Time) {
+	t.Helper()
+	return loadTraceWith(t, days, promtest.Options{})
+}
+
+// loadTraceWith is loadTrace with a Prometheus started with opts.
+func loadTraceWith(t *testing.T, days int, opts promtest.Options) (*promtest.Server, []trace.Point, time.Time) {
 	t.Helper()
 	promtest.RequireBinaries(t)
 	path, ok := trace.Locate("ms_mongodb_app_query_rate_1min.csv")
@@ -54,7 +62,7 @@ func loadTrace(t *testing.T, days int) (*promtest.Server, []trace.Point, time.Ti
 	if err := promtest.CreateBlocks(ctx, dir, []promtest.Series{a, b}); err != nil {
 		t.Fatal(err)
 	}
-	return promtest.StartInT(t, dir, promtest.Options{}), pts, end
+	return promtest.StartInT(t, dir, opts), pts, end
 }
 
 func testPolicy(t *testing.T, interval string) *policy.ForecastPolicy {
@@ -298,6 +306,55 @@ func TestForecasterSurvivesPrometheusOutage(t *testing.T) {
 	for _, s := range got {
 		if int64(math.Round(s.V*1000)) != after.LastSuccess.UnixMilli() {
 			t.Errorf("newest sample at %v s, want the cycle after the restart, %d ms", s.V, after.LastSuccess.UnixMilli())
+		}
+	}
+}
+
+// TestForecasterReceiverDisabled runs the forecaster against a real
+// Prometheus started without its remote-write receiver: every write fails,
+// the status page says how to turn the receiver on, and still shows the
+// forecasts the cycles computed.
+func TestForecasterReceiverDisabled(t *testing.T) {
+	srv, _, _ := loadTraceWith(t, 1, promtest.Options{NoRemoteWriteReceiver: true})
+	q, w := newClients(t, srv)
+	p := testPolicy(t, "1s")
+	mgr, err := forecast.NewManager(forecast.Options{
+		Registerer: prometheus.NewRegistry(), Writer: w, WriteTimeout: 2 * time.Second,
+		Queriers: func(*policy.DataSource) (forecast.Querier, error) { return q, nil },
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer mgr.Stop()
+	if err := mgr.Apply(&policy.Set{Policies: []*policy.ForecastPolicy{p}}, nil); err != nil {
+		t.Fatal(err)
+	}
+	st := testutil.Eventually(t, 30*time.Second, "a cycle whose write failed", func() (forecast.PolicyStatus, bool) {
+		s := mgr.Status()[0]
+		return s, s.LastError != "" && len(s.Series) > 0
+	})
+	if !st.LastSuccess.IsZero() {
+		t.Errorf("last success %v, want none: no write can succeed", st.LastSuccess)
+	}
+	for _, want := range []string{"remote write", "--web.enable-remote-write-receiver", "enableRemoteWriteReceiver: true"} {
+		if !strings.Contains(st.LastError, want) {
+			t.Errorf("last error %q does not say %q", st.LastError, want)
+		}
+	}
+	if len(st.Series) != 2 {
+		t.Fatalf("status shows %d series, want the 2 forecast", len(st.Series))
+	}
+	for _, s := range st.Series {
+		if s.Error != "" || len(s.Predicted) != 3 || s.Desired < 1 {
+			t.Errorf("series %v: error %q, predicted %v, desired %d; want a forecast", s.Labels, s.Error, s.Predicted, s.Desired)
+		}
+	}
+	rec := httptest.NewRecorder()
+	mgr.StatusHandler("test").ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/", nil))
+	page := rec.Body.String()
+	for _, want := range []string{"--web.enable-remote-write-receiver", `service=&#34;a&#34;`, "5m: "} {
+		if !strings.Contains(page, want) {
+			t.Errorf("status page does not show %q:\n%s", want, page)
 		}
 	}
 }

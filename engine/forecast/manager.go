@@ -533,10 +533,16 @@ func (r *runner) cycle(ctx context.Context, ts time.Time) {
 		}
 		if err != nil {
 			r.st.LastError = err.Error()
-			return
+			// A forecast that could not be written is still the forecast:
+			// show it. Without one (the query failed, nothing to write)
+			// the last good state stays.
+			if c == nil || len(c.Samples) == 0 {
+				return
+			}
+		} else {
+			r.st.LastError = ""
+			r.st.LastSuccess = ts
 		}
-		r.st.LastError = ""
-		r.st.LastSuccess = ts
 		r.st.SeriesCount = len(c.Series)
 		r.st.Series = r.st.Series[:0]
 		r.st.DesiredRange = [2]int32{}
