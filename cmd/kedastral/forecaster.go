@@ -280,6 +280,9 @@ func (c *ForecasterCmd) Run(logger log.Logger) error {
 			}
 		}
 		level.Info(logger).Log("msg", "configuration loaded", "file", c.ConfigFile, "policies", len(set.Policies), "invalid", len(errs))
+		if len(set.Policies) == 0 {
+			level.Warn(logger).Log("msg", "no policy to run: the configuration file holds no valid ForecastPolicy, so nothing is forecast", "file", c.ConfigFile)
+		}
 		if len(errs) > 0 {
 			return fmt.Errorf("%d invalid object(s) in %s, see the log", len(errs), c.ConfigFile)
 		}

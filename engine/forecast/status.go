@@ -22,23 +22,40 @@ func (m *Manager) StatusHandler(version string) http.Handler {
 		w.Header().Set("Content-Type", "application/json")
 		enc := json.NewEncoder(w)
 		enc.SetIndent("", "  ")
+		st := m.Status()
 		_ = enc.Encode(struct {
-			Status string         `json:"status"`
-			Data   []PolicyStatus `json:"data"`
-		}{"success", m.Status()})
+			Status   string         `json:"status"`
+			Data     []PolicyStatus `json:"data"`
+			Warnings []string       `json:"warnings,omitempty"`
+		}{"success", st, statusWarnings(st)})
 	})
 	mux.HandleFunc("GET /{$}", func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "text/html; charset=utf-8")
+		st := m.Status()
 		data := struct {
 			Version  string
 			Now      time.Time
 			Policies []PolicyStatus
-		}{version, m.now(), m.Status()}
+			Warnings []string
+		}{version, m.now(), st, statusWarnings(st)}
 		if err := statusTemplate.Execute(w, data); err != nil {
 			http.Error(w, err.Error(), http.StatusInternalServerError)
 		}
 	})
 	return mux
+}
+
+// NoPolicyWarning is what the status page says when no policy runs.
+const NoPolicyWarning = "No policy is running: the configuration holds no valid ForecastPolicy, so nothing is forecast and nothing is written."
+
+// statusWarnings are the conditions the status page puts first.
+func statusWarnings(st []PolicyStatus) []string {
+	for _, p := range st {
+		if p.LoadError == "" || p.Model != "" {
+			return nil // a running policy
+		}
+	}
+	return []string{NoPolicyWarning}
 }
 
 var statusTemplate = template.Must(template.New("status").Funcs(template.FuncMap{
@@ -82,10 +99,12 @@ body{font-family:system-ui,sans-serif;margin:1.5em;color:#222}
 table{border-collapse:collapse;margin-bottom:1.5em}
 th,td{border:1px solid #ccc;padding:.3em .6em;text-align:left;vertical-align:top}
 th{background:#f3f3f3}.err{color:#b00020}.ok{color:#08660b}code{font-size:90%}
+.warn{background:#fff4e5;border-left:4px solid #e68a00;padding:.5em .8em}
 </style></head><body>
 <h1>Kedastral forecaster</h1>
 <p>Version {{.Version}} · {{.Now.UTC.Format "2006-01-02 15:04:05 MST"}} · <a href="/metrics">metrics</a> · <a href="/api/v1/policies">JSON</a></p>
-<table>
+{{range .Warnings}}<p class="warn">{{.}}</p>
+{{end}}<table>
 <tr><th>Policy</th><th>Model</th><th>Series</th><th>Desired replicas</th><th>Last cycle</th><th>Last success</th><th>Events</th><th>Error</th></tr>
 {{range .Policies}}<tr>
 <td><a href="#{{.Name}}">{{.Name}}</a></td><td>{{.Model}}{{if .Models}}<br><small>{{models .Models}}</small>{{end}}</td><td>{{.SeriesCount}}</td>
