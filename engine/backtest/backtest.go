@@ -135,6 +135,7 @@ type Sim struct {
 type Result struct {
 	Policy     string
 	Labels     labels.Labels // Options.Labels
+	Metric     string        // the policy's spec.metric: what the demand is measured in
 	Model      string
 	Quantile   float64
 	Step       time.Duration
@@ -213,7 +214,7 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 	scoredFrom := min(int(o.Warmup/step), n-1)
 
 	res := &Result{
-		Policy: p.Metadata.Name, Labels: o.Labels, Model: s.Model.Type, Quantile: s.Model.Quantile,
+		Policy: p.Metadata.Name, Labels: o.Labels, Metric: s.Metric, Model: s.Model.Type, Quantile: s.Model.Quantile,
 		Step: step, LeadTime: time.Duration(s.LeadTime), PodStartup: o.PodStartup,
 		Tolerance: o.Tolerance, Stabilize: o.ScaleDownStabilization,
 		ScoredFrom: scoredFrom, TargetPerPod: s.Capacity.TargetPerPod,
