@@ -378,7 +378,7 @@ func (c *ForecasterCmd) Run(logger log.Logger) error {
 			}
 			fmt.Fprintln(w, "configuration reloaded")
 		})
-		mux.Handle("/", mgr.StatusHandler(version.Version))
+		mux.Handle("/", mgr.StatusHandler(versionLine()))
 		addWebServer(&g, logger, webLis, mux, c.Web.ConfigFile)
 	}
 	return g.Run()

@@ -6,8 +6,11 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime/debug"
 	"strings"
 	"testing"
+
+	"github.com/prometheus/common/version"
 
 	"github.com/kedastral/kedastral/test/testutil"
 )
@@ -76,7 +79,8 @@ func TestHelp(t *testing.T) {
 
 func TestVersion(t *testing.T) {
 	out, code := kedastral(t, "version")
-	if code != 0 || !strings.HasPrefix(out, "kedastral, version ") {
+	// Built with go build, without the Makefile's ldflags.
+	if code != 0 || !strings.HasPrefix(out, "kedastral, version devel ") {
 		t.Fatalf("exit %d, output %q", code, out)
 	}
 }
@@ -192,6 +196,28 @@ spec:
 				if !strings.Contains(out, w) {
 					t.Errorf("output lacks %q:\n%s", w, out)
 				}
+			}
+		})
+	}
+}
+
+func TestFillVersion(t *testing.T) {
+	saved := version.Version
+	t.Cleanup(func() { version.Version = saved })
+	for _, tc := range []struct {
+		name, ldflags, module, want string
+	}{
+		{"set by the Makefile", "0.3.0", "v0.2.0", "0.3.0"},
+		{"go install of a tagged module", "", "v0.2.0", "v0.2.0"},
+		{"go build in the repository", "", "(devel)", "devel"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			version.Version = tc.ldflags
+			fillVersion(func() (*debug.BuildInfo, bool) {
+				return &debug.BuildInfo{Main: debug.Module{Path: "github.com/kedastral/kedastral", Version: tc.module}}, true
+			})
+			if version.Version != tc.want {
+				t.Errorf("version %q, want %q", version.Version, tc.want)
 			}
 		})
 	}
