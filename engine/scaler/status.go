@@ -11,6 +11,8 @@ import (
 	"sync"
 	"time"
 
+	"google.golang.org/grpc/status"
+
 	pb "github.com/kedastral/kedastral/proto"
 )
 
@@ -59,7 +61,8 @@ func (l *answerLog) record(ref *pb.ScaledObjectRef, t *trigger, method string, d
 		Method: method, Time: now, Source: string(d.Source), Replicas: d.Replicas,
 	}
 	if err != nil {
-		a.Source, a.Replicas, a.Error = "error", 0, grpcError(err).Error()
+		st := status.Convert(grpcError(err))
+		a.Source, a.Replicas, a.Error = "error", 0, st.Code().String()+": "+st.Message()
 	}
 	if d.Forecast {
 		age := d.Age.Seconds()
@@ -162,7 +165,7 @@ th{background:#f3f3f3}.err{color:#b00020}code{font-size:90%}
 {{if .Policies}}<p>Policies asked about: {{range $i, $p := .Policies}}{{if $i}}, {{end}}<code>{{$p}}</code>{{end}}</p>
 <table>
 <tr><th>ScaledObject</th><th>Policy</th><th>Series</th><th>Last answer</th><th>Replicas</th><th>Source</th><th>Forecast age</th><th>Answers</th></tr>
-{{range .Answers}}<tr><td>{{.Namespace}}/{{.ScaledObject}}</td><td>{{if .PolicyNamespace}}{{.PolicyNamespace}}/{{end}}{{.Policy}}</td><td><code>{{.Series}}</code></td>
+{{range .Answers}}<tr><td>{{if .Namespace}}{{.Namespace}}/{{end}}{{.ScaledObject}}</td><td>{{if .PolicyNamespace}}{{.PolicyNamespace}}/{{end}}{{.Policy}}</td><td><code>{{.Series}}</code></td>
 <td>{{.Method}}, {{ago $.Now .Time}}</td><td>{{if eq .Source "error"}}–{{else}}{{num .Replicas}}{{end}}</td>
 <td{{if eq .Source "error"}} class="err"{{end}}>{{if eq .Source "error"}}error: {{.Error}} (KEDA's fallback applies){{else}}{{.Source}}{{end}}</td>
 <td>{{if .ForecastAgeSeconds}}{{secs .ForecastAgeSeconds}}{{else}}none{{end}}</td><td>{{.Answers}}</td></tr>
