@@ -7,10 +7,11 @@ import (
 
 // The status page draws the last hours of each series it lists from the
 // forecaster's own memory: a ring of recent points per series, at most one
-// a minute, for the series the page shows (maxStatusSeries per policy).
+// a minute, for the first maxChartSeries series of each policy.
 const (
-	recentPoints  = 360 // six hours at one point a minute
-	recentSpacing = time.Minute
+	recentPoints   = 360 // six hours at one point a minute
+	recentSpacing  = time.Minute
+	maxChartSeries = 12
 )
 
 // RecentPoint is what one cycle computed for a series: the observed value,
@@ -65,7 +66,7 @@ func (r *recent) points() []RecentPoint {
 }
 
 // recordRecent adds the cycle at ts to the rings of the series the status
-// page lists, and forgets series not seen for longer than the rings span.
+// page draws, and forgets series not seen for longer than the rings span.
 // The caller holds r.mu.
 func (r *runner) recordRecent(ts time.Time, c *Cycle) {
 	if r.recent == nil {
@@ -82,7 +83,7 @@ func (r *runner) recordRecent(ts time.Time, c *Cycle) {
 	}
 	shown := 0
 	for _, s := range c.Series {
-		if shown >= maxStatusSeries {
+		if shown >= maxChartSeries {
 			break
 		}
 		shown++

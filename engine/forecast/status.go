@@ -36,7 +36,10 @@ func (m *Manager) StatusHandler(version string) http.Handler {
 		for _, p := range st {
 			pts, ahead := m.RecentPoints(p.Name)
 			charts[p.Name] = map[string]template.HTML{}
-			for _, s := range p.Series {
+			for i, s := range p.Series {
+				if i >= maxChartSeries {
+					break
+				}
 				k := statusKey(s.Labels)
 				charts[p.Name][k] = seriesChart(pts[k], ahead)
 			}
@@ -143,9 +146,9 @@ svg text{font-size:11px;fill:#555}.note{color:#666;font-size:90%}
 <td>{{if .UnderprovisionSeconds}}{{if .ReadyNote}}unknown{{else if .Underprovisioned}}<span class="err">yes</span>{{else}}no{{end}}, {{num (deref .UnderprovisionSeconds)}}s in total{{end}}{{if .ReadyNote}}<br><small class="err">{{.ReadyNote}}</small>{{end}}</td></tr>{{end}}
 </table>
 <div class="legend"><span><i style="background:#444444"></i>observed</span><span><i style="background:#ff7f0e"></i>forecast, drawn at the time it is for</span><span><i style="background:#1f77b4"></i>desired replicas</span><span>dotted: the last cycle; times UTC</span></div>
-{{range .Series}}<h3><code>{{labels .Labels}}</code></h3>
-{{index (index $.Charts $p.Name) (key .Labels)}}
-{{end}}{{end}}{{end}}
+{{range $s := .Series}}{{with index (index $.Charts $p.Name) (key $s.Labels)}}<h3><code>{{labels $s.Labels}}</code></h3>
+{{.}}
+{{end}}{{end}}{{if gt (len .Series) 12}}<p class="note">Charts of the first 12 series.</p>{{end}}{{end}}{{end}}
 </body></html>
 `))
 
