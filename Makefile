@@ -7,11 +7,16 @@ GO      ?= go
 # own; auto lets the go command fetch go1.26.11 from the module proxy.
 export GOTOOLCHAIN ?= auto
 PKG     := github.com/kedastral/kedastral
-VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
+# The version: the file VERSION (semver without the v) is its one source; a
+# release is tagged v$(VERSION), and the chart's version and appVersion, the
+# newest release in CHANGELOG.md and the image tag are the same
+# (docs/releasing.md; deploy/test checks them).
+VERSION ?= $(shell cat VERSION)
 REV     := $(shell git rev-parse HEAD 2>/dev/null)
+BRANCH  := $(shell git rev-parse --abbrev-ref HEAD 2>/dev/null)
 LDFLAGS := -X github.com/prometheus/common/version.Version=$(VERSION) \
            -X github.com/prometheus/common/version.Revision=$(REV) \
-           -X github.com/prometheus/common/version.Branch=$(shell git rev-parse --abbrev-ref HEAD 2>/dev/null) \
+           -X github.com/prometheus/common/version.Branch=$(BRANCH) \
            -X github.com/prometheus/common/version.BuildDate=$(shell date -u +%Y%m%d-%H:%M:%S)
 GOFILES := $(shell git ls-files '*.go' 2>/dev/null | grep -v '\.pb\.go$$')
 
@@ -83,11 +88,19 @@ mixin: ## Format the jsonnet mixin and regenerate mixins/kedastral/out/ (needs j
 	$(GO) test ./mixins/kedastral -run TestGenerated -count=1 -update
 
 # ---- deploy/ (Helm chart, kustomize, CRDs, image) ----
+# The chart's default image is ghcr.io/kedastral/kedastral:<appVersion>.
 IMAGE ?= ghcr.io/kedastral/kedastral:$(VERSION)
+IMAGE_ARCHIVE ?= dist/kedastral-$(VERSION).oci.tar
+IMAGE_PLATFORMS ?= linux/amd64,linux/arm64
+# The images' creation time, and the time of every file in them: the last
+# commit's, so that one commit gives one archive, byte for byte.
+SOURCE_DATE_EPOCH ?= $(shell git log -1 --format=%ct 2>/dev/null)
 
 .PHONY: image
-image: ## Build the container image $(IMAGE) from deploy/Dockerfile (needs Docker with BuildKit).
-	docker build -f deploy/Dockerfile --build-arg VERSION=$(VERSION) --build-arg REVISION=$(REV) -t $(IMAGE) .
+image: ## Build the image $(IMAGE) for $(IMAGE_PLATFORMS) into $(IMAGE_ARCHIVE), an OCI archive (no Docker needed; docs/image.md).
+	@cd deploy/test && SOURCE_DATE_EPOCH=$(SOURCE_DATE_EPOCH) $(GO) run ./cmd/ociimage -name $(IMAGE) \
+		-version $(VERSION) -revision "$(REV)" -branch "$(BRANCH)" -platforms $(IMAGE_PLATFORMS) \
+		-repo-root $(CURDIR) -out $(abspath $(IMAGE_ARCHIVE))
 
 .PHONY: crds
 crds: ## Regenerate deploy/crds, the chart's crds/ and values.schema.json from engine/policy's Go types.
@@ -106,7 +119,7 @@ kustomize: chart ## Regenerate the kustomize base and monitoring component from 
 	cd deploy/test && $(GO) test -count=1 -run 'TestKustomizeBaseMatchesChart' . -update
 
 .PHONY: test-deploy
-test-deploy: ## Test deploy/: CRDs vs Go types, helm lint/template, kubeconform, kustomize, examples, Dockerfile.
+test-deploy: ## Test deploy/: CRDs vs Go types, helm lint/template, kubeconform, kustomize overlays, examples, image, versions.
 	cd deploy/test && $(GO) vet ./... && $(GO) test -count=1 -timeout 20m ./...
 
 .PHONY: demo
