@@ -38,7 +38,9 @@ long() {
   local label=$1 start=$SECONDS ticker rc=0
   shift
   say "$label…"
-  (while sleep 30; do echo "setup:   still $label, $((SECONDS - start)) s" >&2; done) &
+  # The ticker writes to standard error only, so that a caller reading this
+  # one's standard output to its end does not wait for the ticker's sleep.
+  (while sleep 30; do echo "setup:   still $label, $((SECONDS - start)) s"; done) >&2 &
   ticker=$!
   "$@" || rc=$?
   kill "$ticker" 2>/dev/null || true
