@@ -39,7 +39,7 @@ func TestBacktestOutputs(t *testing.T) {
 	})
 	t.Run("csv", func(t *testing.T) {
 		file := filepath.Join(dir, "out.csv")
-		if out, code := kedastral(t, "backtest", "--policy", btPolicy, "--trace", btTrace, "--output", "csv", "--out", file); code != 0 || out != "" {
+		if out, code := kedastral(t, "backtest", "--policy", btPolicy, "--trace", btTrace, "--output", "csv", "--out", file, "--no-progress"); code != 0 || out != "" {
 			t.Fatalf("exit %d, output %q", code, out)
 		}
 		f, err := os.Open(file)
@@ -79,7 +79,7 @@ func TestBacktestOutputs(t *testing.T) {
 		}
 	})
 	t.Run("curve", func(t *testing.T) {
-		out, code := kedastral(t, "backtest", "--policy", btPolicy, "--trace", btTrace, "--quantiles", "0.5,0.9", "--output", "json")
+		out, code := kedastral(t, "backtest", "--policy", btPolicy, "--trace", btTrace, "--quantiles", "0.5,0.9", "--output", "json", "--no-progress")
 		if code != 0 {
 			t.Fatalf("exit %d:\n%s", code, out)
 		}
@@ -217,12 +217,12 @@ func TestBacktestFromPrometheus(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	fromFile, code := kedastral(t, "backtest", "--policy", policyFile, "--trace", trace, "--output", "csv")
+	fromFile, code := kedastral(t, "backtest", "--policy", policyFile, "--trace", trace, "--output", "csv", "--no-progress")
 	if code != 0 {
 		t.Fatal(fromFile)
 	}
 	first, last := series.Points[0].T/1000, series.Points[len(series.Points)-1].T/1000
-	fromProm, code := kedastral(t, "backtest", "--policy", policyFile, "--prometheus.url", prom.URL(), "--output", "csv",
+	fromProm, code := kedastral(t, "backtest", "--policy", policyFile, "--prometheus.url", prom.URL(), "--output", "csv", "--no-progress",
 		"--start", strconv.FormatInt(first, 10), "--end", strconv.FormatInt(last, 10))
 	if code != 0 {
 		t.Fatal(fromProm)
