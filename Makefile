@@ -19,6 +19,12 @@ LDFLAGS := -X github.com/prometheus/common/version.Version=$(VERSION) \
            -X github.com/prometheus/common/version.Branch=$(BRANCH) \
            -X github.com/prometheus/common/version.BuildDate=$(shell date -u +%Y%m%d-%H:%M:%S)
 GOFILES := $(shell git ls-files '*.go' 2>/dev/null | grep -v '\.pb\.go$$')
+# test/setup.sh caches what it builds under KEDASTRAL_BIN_CACHE; a Prometheus
+# it had to build (no apt-get as root) is linked into its bin/, last on PATH.
+export KEDASTRAL_BIN_CACHE ?= $(HOME)/.cache/kedastral
+export PATH := $(PATH):$(KEDASTRAL_BIN_CACHE)/bin
+# make test runs the set-up once; the sub-makes it starts skip it.
+SETUP = $(if $(SETUP_DONE),,setup)
 
 .DEFAULT_GOAL := help
 
@@ -31,10 +37,23 @@ build: ## Build and install the kedastral binary into $(go env GOPATH)/bin.
 	$(GO) install -ldflags "$(LDFLAGS)" ./cmd/kedastral
 	@echo "installed $$($(GO) env GOPATH)/bin/kedastral"
 
+.PHONY: setup
+setup: ## Install or build every prerequisite of the tests (test/setup.sh: idempotent, cached).
+	@test/setup.sh test
+
 .PHONY: test
-test: lint ## Run every test, KEDA's conformance module included (see .ci/run for what they need).
+test: $(SETUP) lint ## Set up, then run every test: main module, fuzz, KEDA conformance, deploy/, vuln.
 	$(GO) test -count=1 -timeout 30m ./...
-	$(MAKE) fuzz-short test-keda test-deploy vuln
+	$(MAKE) SETUP_DONE=1 fuzz-short test-keda test-deploy vuln
+
+# test-short leaves out the packages that need the heavy prerequisites
+# (test/kube: kube-apiserver; test/scale: VictoriaMetrics); -short skips the
+# slow tests elsewhere (each says so).
+SHORT_EXCLUDE := /test/kube$$|/test/scale$$
+.PHONY: test-short
+test-short: ## Unit and integration tests against a real Prometheus, for the edit loop (a few minutes warm).
+	@test/setup.sh short
+	$(GO) test -short -count=1 -timeout 10m $$($(GO) list ./... | grep -Ev '$(SHORT_EXCLUDE)')
 
 FUZZTIME ?= 5000x
 FUZZ_TARGETS := engine/policy:FuzzParse engine/scaler:FuzzParseMetadata engine/trace:FuzzRead \
@@ -62,7 +81,7 @@ vuln: ## Check the module with govulncheck against a vulnerability database buil
 	$(GO) run golang.org/x/vuln/cmd/govulncheck@$(GOVULNCHECK_VERSION) -db file://$(VULNDB_DIR) ./...
 
 .PHONY: test-keda
-test-keda: ## Conformance with KEDA's own scaler client (module test/keda; its first build takes ~10 min).
+test-keda: $(SETUP) ## Conformance with KEDA's own scaler client (module test/keda; make setup compiles it first).
 	cd test/keda && $(GO) test -vet=off -count=1 -timeout 30m ./...
 
 .PHONY: lint
@@ -119,12 +138,14 @@ kustomize: chart ## Regenerate the kustomize base and monitoring component from 
 	cd deploy/test && $(GO) test -count=1 -run 'TestKustomizeBaseMatchesChart' . -update
 
 .PHONY: test-deploy
-test-deploy: ## Test deploy/: CRDs vs Go types, helm lint/template, kubeconform, kustomize overlays, examples, image, versions.
+test-deploy: $(SETUP) ## Test deploy/: CRDs vs Go types, helm lint/template, kubeconform, kustomize overlays, examples, image, versions.
 	cd deploy/test && $(GO) vet ./... && $(GO) test -count=1 -timeout 20m ./...
 
 .PHONY: demo
 demo: ## Run the local demo: a real Prometheus with a real trace, the forecaster, its forecast.
-	$(GO) run ./test/demo
+	@test/setup.sh demo
+	@echo "starting the demo…"
+	@$(GO) run ./test/demo
 
 .PHONY: bench
 bench: ## Benchmarks: models, backtest, forecaster at 10k series x 2 weeks (auto; KEDASTRAL_BENCH_SERIES resizes), scaler GetMetrics, remote write to a real Prometheus.

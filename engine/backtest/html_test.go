@@ -18,24 +18,17 @@ import (
 
 	"github.com/kedastral/kedastral/engine/backtest"
 	"github.com/kedastral/kedastral/engine/model"
+	"github.com/kedastral/kedastral/test/prereq"
 )
 
-// chromium returns the headless browser. Without one the test skips, unless
-// the environment variable CI is set (.ci/run installs Debian's chromium),
-// where it fails.
+// chromium returns the headless browser, and fails the test without one.
+// With -short (make test-short) the browser tests are skipped.
 func chromium(t *testing.T) string {
 	t.Helper()
-	for _, name := range []string{"chromium", "chromium-browser", "google-chrome"} {
-		if p, err := exec.LookPath(name); err == nil {
-			return p
-		}
+	if testing.Short() {
+		t.Skip("starts headless Chromium; make test runs it")
 	}
-	const msg = "no chromium in PATH (Debian: apt-get install chromium); the HTML output is not checked in a browser"
-	if os.Getenv("CI") != "" {
-		t.Fatal(msg)
-	}
-	t.Skip(msg)
-	return ""
+	return prereq.Program(t, "chromium", "chromium-browser", "google-chrome")
 }
 
 // TestHTMLInBrowser renders the page in headless Chromium and checks that

@@ -22,6 +22,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/kedastral/kedastral/test/prereq"
 )
 
 const (
@@ -117,8 +119,8 @@ func Start(ctx context.Context, dataDir string, opts Options) (*Server, error) {
 }
 
 // StartT starts a server in a temporary directory for the test and stops it
-// when the test ends. Without a prometheus binary on PATH it skips the test,
-// unless the environment variable CI is set, where it fails it.
+// when the test ends. Without a prometheus binary on PATH it fails the test,
+// naming the program and how to get it.
 func StartT(t testing.TB, opts Options) *Server {
 	t.Helper()
 	return StartInT(t, t.TempDir(), opts)
@@ -146,16 +148,13 @@ func StartInT(t testing.TB, dataDir string, opts Options) *Server {
 	return s
 }
 
-// RequireBinaries skips the test when prometheus or promtool is not on PATH
-// and the environment variable CI is unset, and fails it when CI is set.
+// RequireBinaries fails the test, naming the program and how to get it, when
+// prometheus or promtool is not on PATH.
 func RequireBinaries(t testing.TB) {
 	t.Helper()
 	for _, bin := range []string{"prometheus", "promtool"} {
 		if _, err := exec.LookPath(bin); err != nil {
-			if os.Getenv("CI") != "" {
-				t.Fatalf("%s is not on PATH (CI is set, so this is an error): install Debian's prometheus package", bin)
-			}
-			t.Skipf("%s is not on PATH: install Debian's prometheus package (apt-get install prometheus) to run this test", bin)
+			t.Fatalf("missing prerequisite: %s is not on PATH: %s", bin, prereq.Hint(bin))
 		}
 	}
 }
