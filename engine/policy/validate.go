@@ -161,6 +161,9 @@ func (p *ForecastPolicy) Validate() error {
 	if !slices.Contains(kmodel.Names(), s.Model.Type) {
 		return fieldErr("spec.model.type", "unknown model %q (known: %v)", s.Model.Type, kmodel.Names())
 	}
+	if err := s.validateObjective(); err != nil {
+		return err
+	}
 	if s.Model.Quantile == 0 {
 		s.Model.Quantile = DefaultQuantile
 	}
