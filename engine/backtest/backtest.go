@@ -73,6 +73,11 @@ type Row struct {
 	Pred []float64
 	// Desired is what the forecaster would write now; -1 when it wrote none.
 	Desired int32
+	// Level is the calibrated quantile the forecast was made at, with an
+	// objective (NaN without one); Short whether the forecaster's model of
+	// the HPA found the row short (its calibration's feedback).
+	Level float64
+	Short bool
 }
 
 // ForecastScore is the forecast error of one method at one horizon over the
@@ -277,7 +282,7 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 		if !math.IsNaN(obs) {
 			lastFinite = obs
 		}
-		row := Row{Time: tr.Start.Add(time.Duration(i) * step), Observed: obs, Pred: nanSlice(len(res.Ahead)), Desired: -1}
+		row := Row{Time: tr.Start.Add(time.Duration(i) * step), Observed: obs, Pred: nanSlice(len(res.Ahead)), Desired: -1, Level: math.NaN()}
 		if _, err := ev.Fetch(ctx, now); err != nil {
 			return nil, fmt.Errorf("backtest: fetch at %s: %w", now.Format(time.RFC3339), err)
 		}
@@ -285,6 +290,9 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 		if len(c.Series) == 1 && c.Series[0].Err == nil {
 			r := c.Series[0]
 			row.Desired = r.Desired
+			if s.Objective != nil {
+				row.Level, row.Short = r.Sources[0].Quantile, r.Sources[0].Short
+			}
 			for k, a := range res.Ahead {
 				row.Pred[k] = r.Predicted[a]
 				if j := i + int(a/step); j < n {
