@@ -201,4 +201,3 @@ func (e *Evaluator) quantileLabel(sr *SourceResult) string {
 	}
 	return strconv.FormatFloat(sr.Quantile, 'f', -1, 64)
 }
-
