@@ -76,8 +76,9 @@ type Row struct {
 	// Level is the calibrated quantile the forecast was made at, with an
 	// objective (NaN without one); Short whether the forecaster's model of
 	// the HPA found the row short (its calibration's feedback).
-	Level float64
-	Short bool
+	Level      float64
+	Short      bool
+	ModelReady float64
 }
 
 // ForecastScore is the forecast error of one method at one horizon over the
@@ -291,7 +292,7 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 			r := c.Series[0]
 			row.Desired = r.Desired
 			if s.Objective != nil {
-				row.Level, row.Short = r.Sources[0].Quantile, r.Sources[0].Short
+				row.Level, row.Short, row.ModelReady = r.Sources[0].Quantile, r.Sources[0].Short, r.ModelReady
 			}
 			for k, a := range res.Ahead {
 				row.Pred[k] = r.Predicted[a]

@@ -141,6 +141,10 @@ type SeriesResult struct {
 	// kedastral_underprovision_seconds_total.
 	Ready                 float64
 	ReadyNote             string
+	// ModelReady is, with an objective, the fewest pods the forecaster's
+	// model of the HPA had ready over the interval of the newest
+	// observation (NaN when unknown): its feedback without ready replicas.
+	ModelReady float64
 	Underprovisioned      bool
 	UnderprovisionSeconds float64
 	accounted             bool // the underprovision counter is written
@@ -767,7 +771,7 @@ func (e *Evaluator) Evaluate(ctx context.Context, now time.Time) *Cycle {
 // underprovision account.
 func (e *Evaluator) join(join labels.Labels, sources []*SourceResult, now time.Time) SeriesResult {
 	s := &e.policy.Spec
-	r := SeriesResult{Labels: join, Sources: make([]SourceResult, len(sources)), Ready: math.NaN()}
+	r := SeriesResult{Labels: join, Sources: make([]SourceResult, len(sources)), Ready: math.NaN(), ModelReady: math.NaN()}
 	driver := -1
 	for i, sr := range sources {
 		if sr == nil {
@@ -816,7 +820,11 @@ func (e *Evaluator) join(join labels.Labels, sources []*SourceResult, now time.T
 		r.Desired = g.planner.Next(now, r.Raw)
 		r.HPA = g.planner.AssumedHPA()
 		if s.Objective != nil {
-			modelReady = min(modelReady, float64(g.planner.HPABeforeAnswer()))
+			before := g.planner.HPABeforeAnswer()
+			modelReady = min(modelReady, float64(before))
+			// Pods the HPA removed since the last answer are gone; those
+			// it adds now are ready leadTime later.
+			g.pods.take(now, before, time.Duration(s.LeadTime))
 			g.pods.take(now, r.HPA, time.Duration(s.LeadTime))
 		}
 	}
@@ -824,6 +832,7 @@ func (e *Evaluator) join(join labels.Labels, sources []*SourceResult, now time.T
 		e.accountUnder(&r, g, now)
 	}
 	if s.Objective != nil {
+		r.ModelReady = modelReady
 		e.calibrate(&r, g, modelReady, now)
 	}
 	return r
