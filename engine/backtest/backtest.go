@@ -263,7 +263,16 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 	daySteps := int(24 * time.Hour / step)
 	lookSteps := int(time.Duration(s.Lookback) / step)
 	lead := s.CoverSteps()
-	cover := int(math.Ceil(float64(o.PodStartup+step)/float64(step) - 1e-9))
+	lastKnown := make([]float64, n) // the last finite value up to row i
+	oracleDemand := func(tr model.History, i int, at time.Time) float64 {
+		j := int(at.Add(o.PodStartup + capacity.HPASyncPeriod).Sub(tr.Start) / step)
+		for k := min(j, n-1); k > i; k-- {
+			if v := tr.Values[k]; !math.IsNaN(v) {
+				return v
+			}
+		}
+		return lastKnown[i]
+	}
 
 	res.Rows = make([]Row, n)
 	lastFinite := math.NaN()
@@ -318,17 +327,12 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 			// No forecast: the scaler answers reactively (hybrid fallback).
 			desired[Kedastral][i] = desired[Reactive][i]
 		}
-		// Oracle: the peak demand until the next answer's pods are ready.
-		peak := math.NaN()
-		for j := i + 1; j <= min(i+cover, n-1); j++ {
-			if v := tr.Values[j]; !math.IsNaN(v) && !(v <= peak) {
-				peak = v
-			}
-		}
-		if math.IsNaN(peak) {
-			peak = lastFinite
-		}
-		desired[Oracle][i] = capacity.Reactive(peak, s.Capacity)
+		// Oracle: at each of the HPA's syncs it asks for what will be
+		// needed when the pods it asks for are ready, PodStartup + one sync
+		// period later (oracleAt, in the simulation); per row, for the
+		// reports, what the row's first sync asks.
+		lastKnown[i] = lastFinite
+		desired[Oracle][i] = capacity.Reactive(oracleDemand(tr, i, now), s.Capacity)
 
 		// Perfect forecast: the demand of the rows the answer covers.
 		for j := range fc {
@@ -382,7 +386,14 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 		if m == Reactive {
 			want = reactiveLoad
 		}
-		sim := simulate(want, tr, s.Capacity, o)
+		var sim Sim
+		if m == Oracle {
+			sim = simulateAt(want, func(i int, at time.Time) float64 {
+				return float64(capacity.Reactive(oracleDemand(tr, i, at), s.Capacity))
+			}, tr, s.Capacity, o)
+		} else {
+			sim = simulate(want, tr, s.Capacity, o)
+		}
 		sim.Method = m
 		res.Sims = append(res.Sims, sim)
 		res.Scaling = append(res.Scaling, scoreScaling(m, sim, tr.Values, scoredFrom, step))
