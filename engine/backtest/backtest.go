@@ -158,6 +158,12 @@ type Result struct {
 	Errors       int
 	FirstError   error
 	TargetPerPod float64
+	// Objective is the policy's spec.objective (a share of time short), 0
+	// without one; LevelMean the calibrated quantile's mean over the scored
+	// steps (NaN without an objective). The share achieved is Kedastral's
+	// ScalingScore.UnderTime.
+	Objective float64
+	LevelMean float64
 }
 
 // replay is a forecast.Querier over a recorded series that reveals only the
@@ -219,6 +225,7 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 		Step: step, LeadTime: time.Duration(s.LeadTime), PodStartup: o.PodStartup,
 		Tolerance: o.Tolerance, Stabilize: o.ScaleDownStabilization,
 		ScoredFrom: scoredFrom, TargetPerPod: s.Capacity.TargetPerPod,
+		Objective: s.ObjectiveValue(), LevelMean: math.NaN(),
 	}
 	for _, a := range s.Ahead {
 		res.Ahead = append(res.Ahead, time.Duration(a))
@@ -265,7 +272,7 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 	lead := s.CoverSteps()
 	lastKnown := make([]float64, n) // the last finite value up to row i
 	oracleDemand := func(tr model.History, i int, at time.Time) float64 {
-		j := int(at.Add(o.PodStartup + capacity.HPASyncPeriod).Sub(tr.Start) / step)
+		j := int(at.Add(o.PodStartup+capacity.HPASyncPeriod).Sub(tr.Start) / step)
 		for k := min(j, n-1); k > i; k-- {
 			if v := tr.Values[k]; !math.IsNaN(v) {
 				return v
@@ -368,6 +375,19 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 	}
 	if o.Progress != nil {
 		o.Progress(n, n)
+	}
+	if s.Objective != nil {
+		var sum float64
+		var m int
+		for _, row := range res.Rows[scoredFrom:] {
+			if !math.IsNaN(row.Level) {
+				sum += row.Level
+				m++
+			}
+		}
+		if m > 0 {
+			res.LevelMean = sum / float64(m)
+		}
 	}
 
 	// Forecast scores.

@@ -139,12 +139,12 @@ type SeriesResult struct {
 	// demand of a source exceeded Ready × its targetPerPod, and
 	// UnderprovisionSeconds is the running total written as
 	// kedastral_underprovision_seconds_total.
-	Ready                 float64
-	ReadyNote             string
+	Ready     float64
+	ReadyNote string
 	// ModelReady is, with an objective, the fewest pods the forecaster's
 	// model of the HPA had ready over the interval of the newest
 	// observation (NaN when unknown): its feedback without ready replicas.
-	ModelReady float64
+	ModelReady            float64
 	Underprovisioned      bool
 	UnderprovisionSeconds float64
 	accounted             bool // the underprovision counter is written
