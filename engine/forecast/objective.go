@@ -7,6 +7,8 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promauto"
 	"github.com/prometheus/prometheus/model/labels"
 
 	"github.com/kedastral/kedastral/promapi"
@@ -200,4 +202,145 @@ func (e *Evaluator) quantileLabel(sr *SourceResult) string {
 		return CalibrationQuantile
 	}
 	return strconv.FormatFloat(sr.Quantile, 'f', -1, 64)
+}
+
+// ObjectiveStatus is a policy's objective on the status page and API: the
+// objective and, per series and source, the calibration.
+type ObjectiveStatus struct {
+	// UnderprovisionedTime is spec.objective.underprovisionedTime, e.g. 2%.
+	UnderprovisionedTime string                  `json:"underprovisionedTime"`
+	Series               []ObjectiveSeriesStatus `json:"series,omitempty"`
+}
+
+// ObjectiveSeriesStatus is one series' (and source's) calibration.
+type ObjectiveSeriesStatus struct {
+	Labels map[string]string `json:"labels"`
+	Source string            `json:"source,omitempty"`
+	// Level is the calibrated quantile; Feedback where it learns whether
+	// an interval ran short (ready_replicas, hpa_model); Short whether the
+	// last one did; AchievedDay and AchievedWeek the share of time short
+	// over about the last day and week (null before any feedback).
+	Level        float64  `json:"level"`
+	Feedback     string   `json:"feedback,omitempty"`
+	Short        bool     `json:"short"`
+	AchievedDay  *float64 `json:"achievedDay,omitempty"`
+	AchievedWeek *float64 `json:"achievedWeek,omitempty"`
+}
+
+// objectiveStatus is the status of a cycle's calibrations, at most
+// maxStatusSeries of them.
+func objectiveStatus(p *policyObjective, c *Cycle) *ObjectiveStatus {
+	if p == nil {
+		return nil
+	}
+	st := &ObjectiveStatus{UnderprovisionedTime: p.text}
+	for _, r := range c.Series {
+		for _, sr := range r.Sources {
+			if sr.cal == nil || len(st.Series) >= maxStatusSeries {
+				continue
+			}
+			l := r.Labels.Map()
+			delete(l, PolicyLabel)
+			delete(l, PolicyNamespaceLabel)
+			ss := ObjectiveSeriesStatus{Labels: l, Level: sr.Quantile, Feedback: sr.Feedback, Short: sr.Short}
+			if len(r.Sources) > 1 {
+				ss.Source = sr.Source
+			}
+			if !math.IsNaN(sr.AchievedDay) {
+				ss.AchievedDay = &sr.AchievedDay
+			}
+			if !math.IsNaN(sr.AchievedWeek) {
+				ss.AchievedWeek = &sr.AchievedWeek
+			}
+			st.Series = append(st.Series, ss)
+		}
+	}
+	return st
+}
+
+// policyObjective is a policy's objective as the manager reports it.
+type policyObjective struct {
+	value float64
+	text  string
+}
+
+// objectiveMetrics are the objective's gauges on the forecaster's /metrics.
+type objectiveMetrics struct {
+	objective *prometheus.GaugeVec
+	series    *prometheus.GaugeVec
+	level     *prometheus.GaugeVec
+	achieved  *prometheus.GaugeVec
+}
+
+func newObjectiveMetrics(f promauto.Factory) objectiveMetrics {
+	return objectiveMetrics{
+		objective: f.NewGaugeVec(prometheus.GaugeOpts{
+			Namespace: "kedastral", Subsystem: "forecaster", Name: "objective_underprovisioned_time_ratio",
+			Help: "A policy's objective: the share of time its workload may run short of ready pods.",
+		}, []string{"policy"}),
+		series: f.NewGaugeVec(prometheus.GaugeOpts{
+			Namespace: "kedastral", Subsystem: "forecaster", Name: "objective_series",
+			Help: "Series (and sources) of a policy with an objective, by the feedback their calibration learns from: ready_replicas (readyReplicasQuery) or hpa_model (the forecaster's model of the HPA); none before any.",
+		}, []string{"policy", "feedback"}),
+		level: f.NewGaugeVec(prometheus.GaugeOpts{
+			Namespace: "kedastral", Subsystem: "forecaster", Name: "objective_level",
+			Help: "The lowest and highest calibrated quantile over a policy's series (stat=min, max).",
+		}, []string{"policy", "stat"}),
+		achieved: f.NewGaugeVec(prometheus.GaugeOpts{
+			Namespace: "kedastral", Subsystem: "forecaster", Name: "objective_achieved_ratio",
+			Help: "The highest share of time short over a policy's series, over about the last day and week (window=1d, 7d).",
+		}, []string{"policy", "window"}),
+	}
+}
+
+// set updates the gauges of policy name from a cycle.
+func (m objectiveMetrics) set(name string, p *policyObjective, c *Cycle) {
+	for _, g := range []*prometheus.GaugeVec{m.objective, m.series, m.level, m.achieved} {
+		g.DeletePartialMatch(prometheus.Labels{"policy": name})
+	}
+	if p == nil {
+		return
+	}
+	m.objective.WithLabelValues(name).Set(p.value)
+	feedback := map[string]int{}
+	lo, hi := math.Inf(1), math.Inf(-1)
+	day, week := math.NaN(), math.NaN()
+	for _, r := range c.Series {
+		for _, sr := range r.Sources {
+			if sr.cal == nil {
+				continue
+			}
+			f := sr.Feedback
+			if f == "" {
+				f = "none"
+			}
+			feedback[f]++
+			lo, hi = min(lo, sr.Quantile), max(hi, sr.Quantile)
+			day, week = nanMax(day, sr.AchievedDay), nanMax(week, sr.AchievedWeek)
+		}
+	}
+	for f, n := range feedback {
+		m.series.WithLabelValues(name, f).Set(float64(n))
+	}
+	if lo <= hi {
+		m.level.WithLabelValues(name, "min").Set(lo)
+		m.level.WithLabelValues(name, "max").Set(hi)
+	}
+	if !math.IsNaN(day) {
+		m.achieved.WithLabelValues(name, "1d").Set(day)
+	}
+	if !math.IsNaN(week) {
+		m.achieved.WithLabelValues(name, "7d").Set(week)
+	}
+}
+
+// nanMax is the larger of a and b, the other when one is NaN.
+func nanMax(a, b float64) float64 {
+	switch {
+	case math.IsNaN(a):
+		return b
+	case math.IsNaN(b):
+		return a
+	}
+	return max(a, b)
 }

@@ -67,6 +67,7 @@ var statusTemplate = template.Must(template.New("status").Funcs(template.FuncMap
 	},
 	"num":   trimFloat,
 	"deref": func(p *float64) float64 { return *p },
+	"pct":   func(v float64) string { return strconv.FormatFloat(100*v, 'f', 2, 64) + "%" },
 	// models lists the models answering and their series counts: "holtwinters: 3, seasonal: 1".
 	"models": func(m map[string]int) string {
 		parts := make([]string, 0, len(m))
@@ -109,7 +110,13 @@ th{background:#f3f3f3}.err{color:#b00020}.ok{color:#08660b}code{font-size:90%}
 <td>{{if not .Error}}{{.Desired}}{{if ne .Need .Desired}}<br><small>needs {{.Need}}</small>{{end}}{{if ne .HPA .Desired}}<br><small>HPA holds {{.HPA}}</small>{{end}}{{end}}</td>{{if gt (len $p.Sources) 1}}<td>{{.Source}}</td>{{end}}
 <td>{{if .Ready}}{{num (deref .Ready)}}{{else}}–{{end}}</td>
 <td>{{if .UnderprovisionSeconds}}{{if .ReadyNote}}unknown{{else if .Underprovisioned}}<span class="err">yes</span>{{else}}no{{end}}, {{num (deref .UnderprovisionSeconds)}}s in total{{end}}{{if .ReadyNote}}<br><small class="err">{{.ReadyNote}}</small>{{end}}</td></tr>{{end}}
-</table>{{end}}{{end}}
+</table>
+{{with .Objective}}<h3>Objective: at most {{.UnderprovisionedTime}} of time short of ready pods</h3>
+<p>The quantile each series plans for is calibrated online to hold it; feedback <code>ready_replicas</code> is readyReplicasQuery against the observed demand, <code>hpa_model</code> the forecaster's model of the HPA applied to its own answers.</p>
+<table><tr><th>Series</th><th>Calibrated quantile</th><th>Feedback</th><th>Last interval</th><th>Short, last day</th><th>Short, last week</th></tr>
+{{range .Series}}<tr><td><code>{{labels .Labels}}</code>{{if .Source}} {{.Source}}{{end}}</td><td>{{num .Level}}</td><td>{{if .Feedback}}{{.Feedback}}{{else}}none yet{{end}}</td><td>{{if .Short}}<span class="err">short</span>{{else}}served{{end}}</td>
+<td>{{if .AchievedDay}}{{pct (deref .AchievedDay)}}{{else}}–{{end}}</td><td>{{if .AchievedWeek}}{{pct (deref .AchievedWeek)}}{{else}}–{{end}}</td></tr>{{end}}
+</table>{{end}}{{end}}{{end}}
 </body></html>
 `))
 
