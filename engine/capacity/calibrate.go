@@ -22,9 +22,9 @@ import (
 //
 // The step is bounded: one interval moves the level by at most
 // CalibrationGain · Δt/1h, with Δt itself at most MaxCalibrationInterval, so
-// a burst of 10 minutes short moves it by at most 0.05 — one burst does not
+// a burst of 10 minutes short moves it by at most 0.1 — one burst does not
 // swing it — and a level that is far off needs hours to move: from 0.5 to
-// 0.9, at 20% short against a 2% objective, about 11 hours. The level stays
+// 0.9, at 20% short against a 2% objective, about 3.7 hours. The level stays
 // in [MinLevel, MaxLevel].
 //
 // It also keeps the achieved share of time short over the last day and week,
@@ -47,7 +47,7 @@ const (
 
 // StartLevel is where a new calibration starts, before any feedback: the
 // level at which, on the public traces, the share of time short is of the
-// order of the objective (10 × the objective below 1, at least 0.5).
+// order of the objective: 1 − 8 × the objective, between 0.5 and 0.95.
 func StartLevel(objective float64) float64 {
 	return min(0.95, max(0.5, 1-8*objective))
 }
