@@ -125,6 +125,19 @@ spec:
   capacity: {targetPerPod: 10, max: 5}
   sources: [{name: rps, query: 'sum(rate(x[1m])'}]
 `)
+	both := write("both.yaml", `apiVersion: kedastral.io/v1alpha1
+kind: ForecastPolicy
+metadata: {name: both}
+spec:
+  targetRef: {name: a}
+  horizon: 30m
+  leadTime: 5m
+  capacity: {targetPerPod: 10, max: 5}
+  model: {quantile: 0.9}
+  objective: {underprovisionedTime: 2%}
+  sources: [{name: rps, query: 'sum(up)'}]
+`)
+	objective := write("objective.yaml", strings.Replace(strings.Replace(mustRead(t, both), "  model: {quantile: 0.9}\n", "", 1), "name: both", "name: objective", 1))
 
 	example := func(name string) string {
 		p, err := filepath.Abs(filepath.Join("..", "..", "deploy", "examples", name))
@@ -145,6 +158,10 @@ spec:
 			"valid: 1 ForecastPolicy",
 			"1 of 1 file(s) failed the check",
 		}},
+		{"objective and quantile", []string{both}, 1, []string{
+			`both.yaml:1: ForecastPolicy "both": spec.objective: and spec.model.quantile are exclusive`,
+		}},
+		{"objective", []string{objective}, 0, []string{"SUCCESS: 1 ForecastPolicy, 0 DataSource found"}},
 		{"one bad of two", []string{seed, bad}, 1, []string{"SUCCESS", "FAILED", "1 of 2 file(s) failed"}},
 		{"missing file", []string{filepath.Join(dir, "nope.yaml")}, 1, []string{"nope.yaml", "no such file"}},
 		// The examples keep the DataSource apart from the policy that
@@ -173,4 +190,13 @@ spec:
 			}
 		})
 	}
+}
+
+func mustRead(t *testing.T, path string) string {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
 }
