@@ -2,6 +2,7 @@ package forecast
 
 import (
 	"bytes"
+	"html/template"
 	"encoding/json"
 	"math"
 	"strings"
@@ -48,7 +49,9 @@ func TestObjectiveStatusAndMetrics(t *testing.T) {
 		Version  string
 		Now      time.Time
 		Policies []PolicyStatus
-	}{"test", time.Now(), []PolicyStatus{{Name: "p", Series: []SeriesStatus{{Labels: map[string]string{"svc": "a"}}}, Sources: []SourceInfo{{Name: "q"}}, Objective: st}}}
+		Warnings []string
+		Charts   map[string]map[string]template.HTML
+	}{"test", time.Now(), []PolicyStatus{{Name: "p", Series: []SeriesStatus{{Labels: map[string]string{"svc": "a"}}}, Sources: []SourceInfo{{Name: "q"}}, Objective: st}}, nil, map[string]map[string]template.HTML{}}
 	if err := statusTemplate.Execute(&page, data); err != nil {
 		t.Fatal(err)
 	}

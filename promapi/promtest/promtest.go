@@ -60,6 +60,9 @@ type Options struct {
 	// tls_server_config, URL is https; the readiness check then trusts any
 	// certificate and counts a 401 as answering.
 	WebConfig string
+	// NoRemoteWriteReceiver starts the server without
+	// --web.enable-remote-write-receiver, as Prometheus runs by default.
+	NoRemoteWriteReceiver bool
 }
 
 // Server is a running (or stopped) Prometheus process.
@@ -272,8 +275,10 @@ func (s *Server) startLocked(ctx context.Context) error {
 		"--config.file=" + filepath.Join(s.dataDir, configFile),
 		"--storage.tsdb.path=" + s.dataDir,
 		"--web.listen-address=" + s.addr(),
-		"--web.enable-remote-write-receiver",
 		"--web.enable-lifecycle",
+	}
+	if !s.opts.NoRemoteWriteReceiver {
+		args = append(args, "--web.enable-remote-write-receiver")
 	}
 	if s.opts.WebConfig != "" {
 		args = append(args, "--web.config.file="+filepath.Join(s.dataDir, webFile))
