@@ -2,8 +2,8 @@ package forecast
 
 import (
 	"bytes"
-	"html/template"
 	"encoding/json"
+	"html/template"
 	"math"
 	"strings"
 	"testing"
