@@ -45,6 +45,7 @@ type BacktestCmd struct {
 	Tolerance     *float64            `name:"hpa.tolerance" placeholder:"FRACTION" help:"Tolerance of the simulated HPA (default: the policy's capacity.tolerance, 0.1 unless set)."`
 	Stabilization *prommodel.Duration `name:"hpa.scale-down-stabilization" placeholder:"DURATION" help:"Scale-down stabilization window of the simulated HPA (default: the policy's capacity.hpaScaleDownStabilization, 5m unless set)."`
 	Quantiles     []float64           `name:"quantiles" placeholder:"Q,..." help:"Backtest at each of these quantiles instead of the policy's (in parallel) and print the trade-off curve: unserved demand and replica-hours per quantile (--output text, json or html)."`
+	Objectives    []string            `name:"objectives" placeholder:"P%,..." help:"Backtest at each of these objectives (share of time short, e.g. 1%,2%,5%) instead of the policy's quantile or objective (in parallel) and print the achieved share and the cost of each (--output text, json or html)."`
 	Progress      bool                `name:"progress" default:"true" negatable:"" help:"Show a progress bar on standard error for runs longer than two seconds."`
 }
 
@@ -57,6 +58,21 @@ func (c *BacktestCmd) Validate() error {
 		if !(q > 0 && q < 1) {
 			return fmt.Errorf("--quantiles: %v is not in (0, 1)", q)
 		}
+	}
+	if len(c.Objectives) > 0 && len(c.Quantiles) > 0 {
+		return fmt.Errorf("--objectives and --quantiles are exclusive: one curve at a time")
+	}
+	for _, o := range c.Objectives {
+		v, err := policy.ParsePercent(o)
+		if err != nil {
+			return fmt.Errorf("--objectives: %w", err)
+		}
+		if !(float64(v) >= policy.MinObjective && float64(v) <= policy.MaxObjective) {
+			return fmt.Errorf("--objectives: %v is not in [%v, %v]", v, policy.Percent(policy.MinObjective), policy.Percent(policy.MaxObjective))
+		}
+	}
+	if len(c.Objectives) > 0 && c.Output == "csv" {
+		return fmt.Errorf("--objectives prints the trade-off curve as text, json or html, not csv; drop --objectives for the per-step csv")
 	}
 	if len(c.Quantiles) > 0 && c.Output == "csv" {
 		return fmt.Errorf("--quantiles prints the trade-off curve as text, json or html, not csv; drop --quantiles for the per-step csv")
@@ -149,7 +165,16 @@ func (c *BacktestCmd) Run() error {
 	var res *backtest.Result
 	var curve *backtest.CurveResult
 	var all *backtest.ManyResult
+	var objectives []float64
+	for _, o := range c.Objectives {
+		v, _ := policy.ParsePercent(o) // checked in Validate
+		objectives = append(objectives, float64(v))
+	}
 	switch {
+	case many != nil && len(objectives) > 0:
+		curve, err = backtest.ObjectiveCurveMany(ctx, opts, many, objectives)
+	case len(objectives) > 0:
+		curve, err = backtest.ObjectiveCurve(ctx, opts, objectives)
 	case many != nil && len(c.Quantiles) > 0:
 		curve, err = backtest.CurveMany(ctx, opts, many, c.Quantiles)
 	case many != nil:

@@ -78,6 +78,35 @@ func TestBacktestOutputs(t *testing.T) {
 			t.Errorf("model %q, %d scaling rows, %d rows", got.Model, len(got.Scaling), len(got.Rows))
 		}
 	})
+	t.Run("objectives", func(t *testing.T) {
+		out, code := kedastral(t, "backtest", "--policy", btPolicy, "--trace", btTrace, "--objectives", "2%,20%", "--output", "json", "--no-progress")
+		if code != 0 {
+			t.Fatalf("exit %d:\n%s", code, out)
+		}
+		var got struct {
+			Curve []struct {
+				Objective struct {
+					UnderprovisionedTime, Achieved, LevelMean float64
+				}
+				Scaling struct{ UnderTime, ReplicaHours float64 }
+			}
+		}
+		if err := json.Unmarshal([]byte(out), &got); err != nil {
+			t.Fatalf("%v:\n%s", err, out)
+		}
+		if len(got.Curve) != 2 || got.Curve[0].Objective.UnderprovisionedTime != 0.02 || got.Curve[1].Objective.UnderprovisionedTime != 0.2 {
+			t.Fatalf("curve %+v", got.Curve)
+		}
+		lo, hi := got.Curve[0], got.Curve[1]
+		if lo.Objective.Achieved != lo.Scaling.UnderTime || !(lo.Objective.Achieved < hi.Objective.Achieved) ||
+			!(lo.Objective.LevelMean > hi.Objective.LevelMean) || !(lo.Scaling.ReplicaHours > hi.Scaling.ReplicaHours) {
+			t.Errorf("2%%: %+v; 20%%: %+v: the smaller objective should be short less often, at a higher quantile and cost", lo, hi)
+		}
+		text, code := kedastral(t, "backtest", "--policy", btPolicy, "--trace", btTrace, "--objectives", "5%")
+		if code != 0 || !strings.Contains(text, "trade-off curve: Kedastral at each objective") || !strings.Contains(text, "objective  achieved  vs objective") {
+			t.Errorf("exit %d, text:\n%s", code, text)
+		}
+	})
 	t.Run("curve", func(t *testing.T) {
 		out, code := kedastral(t, "backtest", "--no-progress", "--policy", btPolicy, "--trace", btTrace, "--quantiles", "0.5,0.9", "--output", "json")
 		if code != 0 {
@@ -148,6 +177,9 @@ func TestBacktestErrors(t *testing.T) {
 		{"unknown policy name", []string{"--policy", btPolicy, "--trace", btTrace, "--policy.name", "x"}, `no ForecastPolicy named "x"`},
 		{"quantile out of range", []string{"--policy", btPolicy, "--trace", btTrace, "--quantiles", "0.5,1"}, "--quantiles: 1 is not in (0, 1)"},
 		{"curve as csv", []string{"--policy", btPolicy, "--trace", btTrace, "--quantiles", "0.5", "--output", "csv"}, "--quantiles prints the trade-off curve as text, json or html, not csv"},
+		{"objective without %", []string{"--policy", btPolicy, "--trace", btTrace, "--objectives", "2"}, `--objectives: "2" is not a percentage`},
+		{"objective out of range", []string{"--policy", btPolicy, "--trace", btTrace, "--objectives", "1%,60%"}, "--objectives: 60% is not in [0.1%, 50%]"},
+		{"objectives and quantiles", []string{"--policy", btPolicy, "--trace", btTrace, "--objectives", "1%", "--quantiles", "0.5"}, "--objectives and --quantiles are exclusive"},
 		// The README's form of a relative start parses and reaches the
 		// query (a closed port on loopback).
 		{"relative start", []string{"--policy", btPolicy, "--prometheus.url", "http://127.0.0.1:1", "--start=-7d", "--end=now"}, "127.0.0.1:1"},

@@ -129,6 +129,19 @@ spec:
   capacity: {targetPerPod: 10, max: 5}
   sources: [{name: rps, query: 'sum(rate(x[1m])'}]
 `)
+	both := write("both.yaml", `apiVersion: kedastral.io/v1alpha1
+kind: ForecastPolicy
+metadata: {name: both}
+spec:
+  targetRef: {name: a}
+  horizon: 30m
+  leadTime: 5m
+  capacity: {targetPerPod: 10, max: 5}
+  model: {quantile: 0.9}
+  objective: {underprovisionedTime: 2%}
+  sources: [{name: rps, query: 'sum(up)'}]
+`)
+	objective := write("objective.yaml", strings.Replace(strings.Replace(mustRead(t, both), "  model: {quantile: 0.9}\n", "", 1), "name: both", "name: objective", 1))
 
 	twoErrors := write("two-errors.yaml", `apiVersion: kedastral.io/v1alpha1
 kind: ForecastPolicy
@@ -164,6 +177,10 @@ spec:
 			"valid: 1 ForecastPolicy",
 			"1 of 1 file(s) failed the check",
 		}},
+		{"objective and quantile", []string{both}, 1, []string{
+			`ForecastPolicy "both": spec.objective: and spec.model.quantile are exclusive`,
+		}},
+		{"objective", []string{objective}, 0, []string{"SUCCESS: 1 ForecastPolicy, 0 DataSource found"}},
 		{"every error of an object, each at its field", []string{twoErrors}, 1, []string{
 			"FAILED: 2 error(s):\n" +
 				"    " + twoErrors + `:9:27: ForecastPolicy "checkout": spec.model.quantile: must be in (0, 1), got 1.5` + "\n" +
@@ -199,6 +216,15 @@ spec:
 			}
 		})
 	}
+}
+
+func mustRead(t *testing.T, path string) string {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
 }
 
 func TestFillVersion(t *testing.T) {

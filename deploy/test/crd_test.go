@@ -287,7 +287,7 @@ spec:
 // file may contain.
 func TestCRDAgreesWithForecaster(t *testing.T) {
 	crds := loadCRDs(t)
-	for _, doc := range []string{fullPolicy, fullDataSource} {
+	for _, doc := range []string{fullPolicy, fullObjectivePolicy, fullDataSource} {
 		var obj map[string]any
 		if err := yaml.Unmarshal([]byte(doc), &obj); err != nil {
 			t.Fatal(err)
@@ -299,6 +299,9 @@ func TestCRDAgreesWithForecaster(t *testing.T) {
 	if _, errs := policy.Parse([]byte(fullDataSource+"---\n"+fullPolicy), "full.yaml"); len(errs) > 0 {
 		t.Fatalf("forecaster rejects the full objects: %v", errs)
 	}
+	if _, errs := policy.Parse([]byte(fullDataSource+"---\n"+fullObjectivePolicy), "full.yaml"); len(errs) > 0 {
+		t.Fatalf("forecaster rejects the full policy with an objective: %v", errs)
+	}
 
 	bad := []struct {
 		name, doc, old, new string
@@ -307,6 +310,7 @@ func TestCRDAgreesWithForecaster(t *testing.T) {
 		{"bad duration", fullPolicy, "horizon: 1h", "horizon: 1 hour"},
 		{"string for number", fullPolicy, "targetPerPod: 10", "targetPerPod: ten"},
 		{"bad enum", fullPolicy, "selectPolicy: Max", "selectPolicy: Biggest"},
+		{"objective without a percent sign", fullObjectivePolicy, "underprovisionedTime: 2%", "underprovisionedTime: 0.02"},
 		{"unknown http client field", fullDataSource, "follow_redirects: true", "follow_redirect: true"},
 		{"bad tls version", fullDataSource, "min_version: TLS12", "min_version: TLS99"},
 	}
@@ -415,6 +419,13 @@ func deletePath(obj map[string]any, path []string) {
 	}
 }
 
+// fullObjectivePolicy is fullPolicy with an objective instead of the
+// quantiles it excludes.
+var fullObjectivePolicy = strings.NewReplacer(
+	"quantile: 0.9, ", "",
+	", quantile: 0.8}]", "}]\n  objective: {underprovisionedTime: 2%}",
+).Replace(fullPolicy)
+
 // TestFullPolicyCoversEveryField makes sure the test policy above sets every
 // field of the ForecastPolicy CRD, so a field added to the Go types is
 // exercised by TestCRDAgreesWithForecaster.
@@ -426,6 +437,9 @@ func TestFullPolicyCoversEveryField(t *testing.T) {
 	}
 	schema := crds[policy.KindForecastPolicy].v1.Spec.Versions[0].Schema.OpenAPIV3Schema.Properties["spec"]
 	for _, p := range missingFields(schema, obj["spec"], "spec") {
+		if p == "spec.objective" && strings.Contains(fullObjectivePolicy, "objective: {underprovisionedTime: 2%}") {
+			continue // exclusive with the quantiles; fullObjectivePolicy sets it
+		}
 		t.Errorf("fullPolicy does not set %s; add it", p)
 	}
 }

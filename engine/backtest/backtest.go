@@ -77,6 +77,12 @@ type Row struct {
 	Pred []float64
 	// Desired is what the forecaster would write now; -1 when it wrote none.
 	Desired int32
+	// Level is the calibrated quantile the forecast was made at, with an
+	// objective (NaN without one); Short whether the forecaster's model of
+	// the HPA found the row short (its calibration's feedback).
+	Level      float64
+	Short      bool
+	ModelReady float64
 }
 
 // ForecastScore is the forecast error of one method at one horizon over the
@@ -157,6 +163,12 @@ type Result struct {
 	Errors       int
 	FirstError   error
 	TargetPerPod float64
+	// Objective is the policy's spec.objective (a share of time short), 0
+	// without one; LevelMean the calibrated quantile's mean over the scored
+	// steps (NaN without an objective). The share achieved is Kedastral's
+	// ScalingScore.UnderTime.
+	Objective float64
+	LevelMean float64
 }
 
 // replay is a forecast.Querier over a recorded series that reveals only the
@@ -218,6 +230,7 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 		Step: step, LeadTime: time.Duration(s.LeadTime), PodStartup: o.PodStartup,
 		Tolerance: o.Tolerance, Stabilize: o.ScaleDownStabilization,
 		ScoredFrom: scoredFrom, TargetPerPod: s.Capacity.TargetPerPod,
+		Objective: s.ObjectiveValue(), LevelMean: math.NaN(),
 	}
 	for _, a := range s.Ahead {
 		res.Ahead = append(res.Ahead, time.Duration(a))
@@ -262,7 +275,16 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 	daySteps := int(24 * time.Hour / step)
 	lookSteps := int(time.Duration(s.Lookback) / step)
 	lead := s.CoverSteps()
-	cover := int(math.Ceil(float64(o.PodStartup+step)/float64(step) - 1e-9))
+	lastKnown := make([]float64, n) // the last finite value up to row i
+	oracleDemand := func(tr model.History, i int, at time.Time) float64 {
+		j := int(at.Add(o.PodStartup+capacity.HPASyncPeriod).Sub(tr.Start) / step)
+		for k := min(j, n-1); k > i; k-- {
+			if v := tr.Values[k]; !math.IsNaN(v) {
+				return v
+			}
+		}
+		return lastKnown[i]
+	}
 
 	res.Rows = make([]Row, n)
 	lastFinite := math.NaN()
@@ -282,7 +304,7 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 		if !math.IsNaN(obs) {
 			lastFinite = obs
 		}
-		row := Row{Time: tr.Start.Add(time.Duration(i)*step + o.Offset), Observed: obs, Pred: nanSlice(len(res.Ahead)), Desired: -1}
+		row := Row{Time: tr.Start.Add(time.Duration(i)*step + o.Offset), Observed: obs, Pred: nanSlice(len(res.Ahead)), Desired: -1, Level: math.NaN()}
 		if _, err := ev.Fetch(ctx, now); err != nil {
 			return nil, fmt.Errorf("backtest: fetch at %s: %w", now.Format(time.RFC3339), err)
 		}
@@ -290,6 +312,9 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 		if len(c.Series) == 1 && c.Series[0].Err == nil {
 			r := c.Series[0]
 			row.Desired = r.Desired
+			if s.Objective != nil {
+				row.Level, row.Short, row.ModelReady = r.Sources[0].Quantile, r.Sources[0].Short, r.ModelReady
+			}
 			for k, a := range res.Ahead {
 				row.Pred[k] = r.Predicted[a]
 				if j := i + int(a/step); j < n {
@@ -314,17 +339,12 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 			// No forecast: the scaler answers reactively (hybrid fallback).
 			desired[Kedastral][i] = desired[Reactive][i]
 		}
-		// Oracle: the peak demand until the next answer's pods are ready.
-		peak := math.NaN()
-		for j := i + 1; j <= min(i+cover, n-1); j++ {
-			if v := tr.Values[j]; !math.IsNaN(v) && !(v <= peak) {
-				peak = v
-			}
-		}
-		if math.IsNaN(peak) {
-			peak = lastFinite
-		}
-		desired[Oracle][i] = capacity.Reactive(peak, s.Capacity)
+		// Oracle: at each of the HPA's syncs it asks for what will be
+		// needed when the pods it asks for are ready, PodStartup + one sync
+		// period later (oracleAt, in the simulation); per row, for the
+		// reports, what the row's first sync asks.
+		lastKnown[i] = lastFinite
+		desired[Oracle][i] = capacity.Reactive(oracleDemand(tr, i, now), s.Capacity)
 
 		// Perfect forecast: the demand of the rows the answer covers.
 		for j := range fc {
@@ -361,6 +381,19 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 	if o.Progress != nil {
 		o.Progress(n, n)
 	}
+	if s.Objective != nil {
+		var sum float64
+		var m int
+		for _, row := range res.Rows[scoredFrom:] {
+			if !math.IsNaN(row.Level) {
+				sum += row.Level
+				m++
+			}
+		}
+		if m > 0 {
+			res.LevelMean = sum / float64(m)
+		}
+	}
 
 	// Forecast scores.
 	res.MASEScale = maseScale(tr.Values, scoredFrom, daySteps)
@@ -378,7 +411,14 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 		if m == Reactive {
 			want = reactiveLoad
 		}
-		sim := simulate(want, tr, s.Capacity, o)
+		var sim Sim
+		if m == Oracle {
+			sim = simulateAt(want, func(i int, at time.Time) float64 {
+				return float64(capacity.Reactive(oracleDemand(tr, i, at), s.Capacity))
+			}, tr, s.Capacity, o)
+		} else {
+			sim = simulate(want, tr, s.Capacity, o)
+		}
 		sim.Method = m
 		res.Sims = append(res.Sims, sim)
 		res.Scaling = append(res.Scaling, scoreScaling(m, sim, tr.Values, scoredFrom, step))

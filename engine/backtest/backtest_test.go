@@ -139,8 +139,11 @@ func TestScalingOutcome(t *testing.T) {
 		{"ms_mongodb_app_query_rate_1min.csv", "baseline", 0.5, 0.10, 1.06},
 		{"ms_mongodb_app_query_rate_1min.csv", "auto", 0.85, 0.05, 1.08},
 		{"ms_mongodb_app_query_rate_1min.csv", "holtwinters", 0.5, 0.10, 1.06},
-		{"nab_nyc_taxi_passengers_30min.csv", "auto", 0.85, 0.06, 1.20},
-		{"nab_nyc_taxi_passengers_30min.csv", "holtwinters", 0.5, 0.12, 1.10},
+		// The oracle asks at each sync for what is needed PodStartup + one
+		// sync later, not for the peak of the rows until then: on 30-minute
+		// rows it costs 8–10% less than it did, and these ratios rose.
+		{"nab_nyc_taxi_passengers_30min.csv", "auto", 0.85, 0.06, 1.25},
+		{"nab_nyc_taxi_passengers_30min.csv", "holtwinters", 0.5, 0.12, 1.15},
 	} {
 		t.Run(tc.trace+"/"+tc.model, func(t *testing.T) {
 			h := loadTrace(t, tc.trace)

@@ -13,9 +13,16 @@ import (
 	"github.com/kedastral/kedastral/engine/policy"
 )
 
-// CurvePoint is Kedastral's outcome at one quantile.
+// CurvePoint is Kedastral's outcome at one quantile, or at one objective
+// (ObjectiveCurve).
 type CurvePoint struct {
 	Quantile float64
+	// Objective is the share of time short the point was run for, 0 at a
+	// fixed quantile; the achieved share is Scaling.UnderTime, and Level
+	// the calibrated quantile's mean over the scored steps (NaN at a fixed
+	// quantile).
+	Objective float64
+	Level     float64
 	// Coverage is the share of targets at or below the forecast at the
 	// policy's first ahead.
 	Coverage float64
@@ -36,6 +43,10 @@ type CurveResult struct {
 	Start, End time.Time
 }
 
+// Objectives tells whether the curve is over objectives (ObjectiveCurve)
+// rather than quantiles.
+func (c *CurveResult) Objectives() bool { return len(c.Points) > 0 && c.Points[0].Objective > 0 }
+
 // Curve backtests o.Policy once per quantile (the policy's model.quantile
 // and every source's quantile set to it), runs in parallel on up to
 // GOMAXPROCS cores, and returns Kedastral's outcome at each in the order
@@ -46,17 +57,32 @@ func Curve(ctx context.Context, o Options, quantiles []float64) (*CurveResult, e
 	if err := checkCurve(o, quantiles); err != nil {
 		return nil, err
 	}
-	runs := make([]Options, len(quantiles))
-	for i, q := range quantiles {
-		runs[i] = o
-		runs[i].Policy = atQuantile(o.Policy, q)
+	return curve(ctx, o, quantiles, nil)
+}
+
+// ObjectiveCurve is Curve at each objective (a share of time short, e.g.
+// 0.02) instead of each quantile: the policy's spec.objective set to it,
+// its quantiles calibrated online. Each point says the share achieved.
+func ObjectiveCurve(ctx context.Context, o Options, objectives []float64) (*CurveResult, error) {
+	if err := checkObjectives(o, objectives); err != nil {
+		return nil, err
 	}
-	results := make([]*Result, len(quantiles))
-	errs := make([]error, len(quantiles))
+	return curve(ctx, o, nil, objectives)
+}
+
+func curve(ctx context.Context, o Options, quantiles, objectives []float64) (*CurveResult, error) {
+	at, n := curvePolicy(o.Policy, quantiles, objectives)
+	runs := make([]Options, n)
+	for i := range n {
+		runs[i] = o
+		runs[i].Policy = at(i)
+	}
+	results := make([]*Result, n)
+	errs := make([]error, n)
 	runAll(ctx, runs, o.Progress, true, func(i int, r *Result, err error) { results[i], errs[i] = r, err })
 	for i, err := range errs {
 		if err != nil && !errors.Is(err, context.Canceled) {
-			return nil, fmt.Errorf("quantile %v: %w", quantiles[i], err)
+			return nil, fmt.Errorf("%s: %w", pointName(quantiles, objectives, i), err)
 		}
 	}
 	if err := errors.Join(errs...); err != nil {
@@ -64,7 +90,12 @@ func Curve(ctx context.Context, o Options, quantiles []float64) (*CurveResult, e
 	}
 	cr := &CurveResult{First: results[0]}
 	for i, r := range results {
-		pt := CurvePoint{Quantile: quantiles[i], Coverage: math.NaN(), Scaling: methodScore(r.Scaling, Kedastral)}
+		pt := CurvePoint{Coverage: math.NaN(), Level: math.NaN(), Scaling: methodScore(r.Scaling, Kedastral)}
+		if quantiles != nil {
+			pt.Quantile = quantiles[i]
+		} else {
+			pt.Objective, pt.Quantile, pt.Level = objectives[i], r.Quantile, r.LevelMean
+		}
 		if len(r.Forecast) > 0 {
 			pt.Coverage = r.Forecast[0].Coverage // Kedastral at the first ahead
 		}
@@ -83,13 +114,28 @@ func CurveMany(ctx context.Context, o Options, series []Series, quantiles []floa
 	if err := checkCurve(o, quantiles); err != nil {
 		return nil, err
 	}
+	return curveMany(ctx, o, series, quantiles, nil)
+}
+
+// ObjectiveCurveMany is CurveMany at each objective (see ObjectiveCurve):
+// every series calibrates its own quantile, and the achieved share is the
+// total's.
+func ObjectiveCurveMany(ctx context.Context, o Options, series []Series, objectives []float64) (*CurveResult, error) {
+	if err := checkObjectives(o, objectives); err != nil {
+		return nil, err
+	}
+	return curveMany(ctx, o, series, nil, objectives)
+}
+
+func curveMany(ctx context.Context, o Options, series []Series, quantiles, objectives []float64) (*CurveResult, error) {
 	if len(series) == 0 {
 		return nil, errors.New("backtest: no series")
 	}
 	n := len(series)
-	runs := make([]Options, 0, len(quantiles)*n)
-	for _, q := range quantiles {
-		p := atQuantile(o.Policy, q)
+	at, points := curvePolicy(o.Policy, quantiles, objectives)
+	runs := make([]Options, 0, points*n)
+	for k := range points {
+		p := at(k)
 		for _, s := range series {
 			ro := o
 			ro.Policy, ro.Trace = p, s.Trace
@@ -105,13 +151,29 @@ func CurveMany(ctx context.Context, o Options, series []Series, quantiles []floa
 		return nil, err
 	}
 	cr := &CurveResult{Series: n}
-	for k, q := range quantiles {
+	for k := range points {
 		part := outs[k*n : (k+1)*n]
 		tot := total(part)
 		if tot == nil {
 			return nil, fmt.Errorf("no series could be backtested; %s: %w", part[0].Labels, part[0].Err)
 		}
-		pt := CurvePoint{Quantile: q, Coverage: math.NaN(), Scaling: methodScore(tot, Kedastral)}
+		pt := CurvePoint{Coverage: math.NaN(), Level: math.NaN(), Scaling: methodScore(tot, Kedastral)}
+		if quantiles != nil {
+			pt.Quantile = quantiles[k]
+		} else {
+			pt.Objective, pt.Quantile = objectives[k], o.Policy.Spec.Model.Quantile
+			var sum float64
+			var m int
+			for j, s := range part {
+				if r := settings[k*n+j]; s.Err == nil && r != nil && !math.IsNaN(r.LevelMean) {
+					sum += r.LevelMean
+					m++
+				}
+			}
+			if m > 0 {
+				pt.Level = sum / float64(m)
+			}
+		}
 		var covered float64
 		var scored int
 		for _, s := range part {
@@ -222,4 +284,43 @@ func (c *CurveResult) Others() []ScalingScore {
 		}
 	}
 	return out
+}
+
+// curvePolicy returns the policy of each point of a curve over quantiles
+// or, when quantiles is nil, over objectives, and their number.
+func curvePolicy(p *policy.ForecastPolicy, quantiles, objectives []float64) (func(int) *policy.ForecastPolicy, int) {
+	if quantiles != nil {
+		return func(i int) *policy.ForecastPolicy { return atQuantile(p, quantiles[i]) }, len(quantiles)
+	}
+	return func(i int) *policy.ForecastPolicy { return atObjective(p, objectives[i]) }, len(objectives)
+}
+
+func pointName(quantiles, objectives []float64, i int) string {
+	if quantiles != nil {
+		return fmt.Sprintf("quantile %v", quantiles[i])
+	}
+	return fmt.Sprintf("objective %v", policy.Percent(objectives[i]))
+}
+
+// atObjective is a copy of p whose spec.objective is o (a share), its
+// quantiles left to the calibration.
+func atObjective(p *policy.ForecastPolicy, o float64) *policy.ForecastPolicy {
+	c := atQuantile(p, policy.DefaultQuantile)
+	c.Spec.Objective = &policy.Objective{UnderprovisionedTime: policy.Percent(o)}
+	return c
+}
+
+func checkObjectives(o Options, objectives []float64) error {
+	if o.Policy == nil {
+		return errors.New("backtest: no policy")
+	}
+	if len(objectives) == 0 {
+		return errors.New("backtest: no objectives")
+	}
+	for _, v := range objectives {
+		if !(v >= policy.MinObjective && v <= policy.MaxObjective) {
+			return fmt.Errorf("backtest: objective %v is not in [%v, %v]", policy.Percent(v), policy.Percent(policy.MinObjective), policy.Percent(policy.MaxObjective))
+		}
+	}
+	return nil
 }

@@ -2,6 +2,7 @@ package backtest
 
 import (
 	"fmt"
+	"github.com/kedastral/kedastral/engine/policy"
 	"io"
 	"math"
 	"slices"
@@ -58,7 +59,11 @@ func WriteCurveHTML(w io.Writer, c *CurveResult) error {
 	p.Scaling = c.Others()
 	var circles []labeledScore
 	for _, pt := range c.Points {
-		circles = append(circles, labeledScore{pt.Scaling, fmt.Sprintf("q %v", pt.Quantile), colors[Kedastral]})
+		label := fmt.Sprintf("q %v", pt.Quantile)
+		if pt.Objective > 0 {
+			label = fmt.Sprintf("objective %v: %.2f%% short", policy.Percent(pt.Objective), 100*pt.Scaling.UnderTime)
+		}
+		circles = append(circles, labeledScore{pt.Scaling, label, colors[Kedastral]})
 	}
 	var squares []labeledScore
 	for _, s := range p.Scaling {

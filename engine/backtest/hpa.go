@@ -29,6 +29,13 @@ import (
 // what exceeds the ready capacity at any moment is lost: the row's unserved
 // demand and its capacity are integrated over the row.
 func simulate(want []float64, tr model.History, c policy.Capacity, o Options) Sim {
+	return simulateAt(want, nil, tr, c, o)
+}
+
+// simulateAt is simulate where, when wantAt is set, the answer in force
+// during row i+1 is wantAt(i, at) at each sync at rather than want[i]: an
+// answer that changes between syncs (the oracle's).
+func simulateAt(want []float64, wantAt func(i int, at time.Time) float64, tr model.History, c policy.Capacity, o Options) Sim {
 	n := len(want)
 	sim := Sim{
 		Replicas: make([]int32, n), End: make([]int32, n), Held: make([]float64, n), Capacity: make([]float64, n),
@@ -54,7 +61,11 @@ func simulate(want []float64, tr model.History, c policy.Capacity, o Options) Si
 		d := tr.Values[row]
 		var held, ready, lost float64
 		for at := t; at.Before(end); {
-			next := h.Sync(at, want[i])
+			w := want[i]
+			if wantAt != nil {
+				w = wantAt(i, at)
+			}
+			next := h.Sync(at, w)
 			if next != cur {
 				sim.Changes[row]++
 			}
@@ -67,7 +78,7 @@ func simulate(want []float64, tr model.History, c policy.Capacity, o Options) Si
 				sim.Replicas[row] = cur
 			}
 			until := at.Add(sync)
-			if h.Settled() {
+			if h.Settled() && wantAt == nil {
 				// The rest of the row's syncs change nothing: record the
 				// last of them and take the rest of the row at once (240
 				// syncs of an hourly row are mostly this).

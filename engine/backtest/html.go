@@ -158,8 +158,8 @@ func WriteHTML(w io.Writer, r *Result) error {
 
 	p := page{
 		Title: "Kedastral backtest: " + r.Policy + seriesTitle(r),
-		Header: fmt.Sprintf("Model %s at quantile %v, step %s, lead time %s. Simulated HPA: tolerance %v, scale-down stabilization %s, pods ready %s after the request. Scored from %s to %s (%d steps).",
-			r.Model, r.Quantile, fmtDuration(r.Step), fmtDuration(r.LeadTime), r.Tolerance, fmtDuration(r.Stabilize), fmtDuration(r.PodStartup),
+		Header: fmt.Sprintf("Model %s at %s, step %s, lead time %s. Simulated HPA: tolerance %v, scale-down stabilization %s, pods ready %s after the request. Scored from %s to %s (%d steps).",
+			r.Model, levelTitle(r), fmtDuration(r.Step), fmtDuration(r.LeadTime), r.Tolerance, fmtDuration(r.Stabilize), fmtDuration(r.PodStartup),
 			times[0].Format(time.RFC3339), times[len(times)-1].Format(time.RFC3339), len(times)),
 		Charts:   []chart{withGeometry(c1), withGeometry(c2)},
 		Forecast: r.Forecast,

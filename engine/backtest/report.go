@@ -9,6 +9,8 @@ import (
 	"strconv"
 	"text/tabwriter"
 	"time"
+
+	"github.com/kedastral/kedastral/engine/policy"
 )
 
 // WriteCSV writes one row per step: timestamp,observed,pred_<ahead>...,desired_replicas.
@@ -53,7 +55,7 @@ func num(v float64) string {
 
 // WriteText writes the summary tables.
 func WriteText(w io.Writer, r *Result) error {
-	fmt.Fprintf(w, "policy %s%s: model %s at quantile %v, step %s, lead time %s\n", r.Policy, seriesTitle(r), r.Model, r.Quantile, fmtDuration(r.Step), fmtDuration(r.LeadTime))
+	fmt.Fprintf(w, "policy %s%s: model %s at %s, step %s, lead time %s\n", r.Policy, seriesTitle(r), r.Model, levelTitle(r), fmtDuration(r.Step), fmtDuration(r.LeadTime))
 	scored := len(r.Rows) - r.ScoredFrom
 	if len(r.Rows) > 0 {
 		fmt.Fprintf(w, "trace %s to %s, %d steps, scored from %s (%d steps)\n",
@@ -76,7 +78,28 @@ func WriteText(w io.Writer, r *Result) error {
 	}
 	tw.Flush()
 	fmt.Fprintln(w, "\nscaling outcome")
-	return writeScaling(w, r.Scaling)
+	if err := writeScaling(w, r.Scaling); err != nil {
+		return err
+	}
+	if r.Objective > 0 {
+		_, err := fmt.Fprintln(w, "\n"+objectiveLine(r.Objective, methodScore(r.Scaling, Kedastral).UnderTime))
+		return err
+	}
+	return nil
+}
+
+// levelTitle is the quantile a backtest ran at: the policy's, or its
+// objective's calibrated one.
+func levelTitle(r *Result) string {
+	if r.Objective > 0 {
+		return fmt.Sprintf("objective %v of time short (quantile calibrated online, mean %.3f over the scored steps)", policy.Percent(r.Objective), r.LevelMean)
+	}
+	return fmt.Sprintf("quantile %v", r.Quantile)
+}
+
+// objectiveLine says the share of time short achieved next to the objective.
+func objectiveLine(objective, achieved float64) string {
+	return fmt.Sprintf("objective %v of time short: achieved %.2f%% (%.2f× the objective)", policy.Percent(objective), 100*achieved, achieved/objective)
 }
 
 func writeHPALine(w io.Writer, r *Result) {
@@ -116,6 +139,7 @@ func fnum(v float64) string {
 type jsonResult struct {
 	jsonSettings
 	Quantile   float64        `json:"quantile"`
+	Objective  *jsonObjective `json:"objective,omitempty"`
 	Start      int64          `json:"start"`
 	End        int64          `json:"end"`
 	Steps      int            `json:"steps"`
@@ -150,6 +174,21 @@ type jsonScaling struct {
 	ScaleEvents        int       `json:"scaleEvents"`
 }
 
+// jsonObjective is a backtest's objective and the share of time short it
+// achieved (Kedastral's underTime), with the calibrated quantile's mean.
+type jsonObjective struct {
+	UnderprovisionedTime float64   `json:"underprovisionedTime"`
+	Achieved             jsonFloat `json:"achieved"`
+	LevelMean            jsonFloat `json:"levelMean"`
+}
+
+func objectiveOf(objective, achieved, level float64) *jsonObjective {
+	if objective <= 0 {
+		return nil
+	}
+	return &jsonObjective{objective, jsonFloat(achieved), jsonFloat(level)}
+}
+
 // jsonFloat is a float that encodes NaN and ±Inf as null.
 type jsonFloat float64
 
@@ -166,7 +205,8 @@ func (f jsonFloat) MarshalJSON() ([]byte, error) {
 func WriteJSON(w io.Writer, r *Result, rows bool) error {
 	j := jsonResult{
 		jsonSettings: settingsOf(r), Quantile: r.Quantile,
-		Steps: len(r.Rows), MASEScale: jsonFloat(r.MASEScale), Errors: r.Errors,
+		Objective: objectiveOf(r.Objective, methodScore(r.Scaling, Kedastral).UnderTime, r.LevelMean),
+		Steps:     len(r.Rows), MASEScale: jsonFloat(r.MASEScale), Errors: r.Errors,
 	}
 	if r.FirstError != nil {
 		j.FirstError = r.FirstError.Error()
@@ -221,16 +261,28 @@ func WriteCurveText(w io.Writer, c *CurveResult) error {
 	for _, s := range c.Failed {
 		fmt.Fprintf(w, "not backtested: %s: %v\n", s.Labels, s.Err)
 	}
-	fmt.Fprintln(w, "\ntrade-off curve: Kedastral at each quantile")
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintf(tw, "quantile\tcoverage %s\t%s\n", aheadLabel(r), scalingHead)
-	for _, p := range c.Points {
-		fmt.Fprintf(tw, "%v\t%s\t%s\n", p.Quantile, fnum(p.Coverage), scalingCells(p.Scaling))
+	if c.Objectives() {
+		fmt.Fprintln(w, "\ntrade-off curve: Kedastral at each objective (share of time short), its quantile calibrated online")
+		fmt.Fprintf(tw, "objective\tachieved\tvs objective\tmean quantile\tcoverage %s\t%s\n", aheadLabel(r), scalingHead)
+		for _, p := range c.Points {
+			fmt.Fprintf(tw, "%v\t%.2f%%\t%s\t%s\t%s\t%s\n", policy.Percent(p.Objective), 100*p.Scaling.UnderTime, fnum(p.Scaling.UnderTime/p.Objective), fnum(p.Level), fnum(p.Coverage), scalingCells(p.Scaling))
+		}
+	} else {
+		fmt.Fprintln(w, "\ntrade-off curve: Kedastral at each quantile")
+		fmt.Fprintf(tw, "quantile\tcoverage %s\t%s\n", aheadLabel(r), scalingHead)
+		for _, p := range c.Points {
+			fmt.Fprintf(tw, "%v\t%s\t%s\n", p.Quantile, fnum(p.Coverage), scalingCells(p.Scaling))
+		}
 	}
 	if err := tw.Flush(); err != nil {
 		return err
 	}
-	fmt.Fprintln(w, "\nthe same at every quantile")
+	if c.Objectives() {
+		fmt.Fprintln(w, "\nthe same at every objective")
+	} else {
+		fmt.Fprintln(w, "\nthe same at every quantile")
+	}
 	return writeScaling(w, c.Others())
 }
 
@@ -248,9 +300,10 @@ func aheadLabel(r *Result) string {
 }
 
 type jsonCurvePoint struct {
-	Quantile float64     `json:"quantile"`
-	Coverage jsonFloat   `json:"coverage"`
-	Scaling  jsonScaling `json:"scaling"`
+	Quantile  float64        `json:"quantile"`
+	Objective *jsonObjective `json:"objective,omitempty"`
+	Coverage  jsonFloat      `json:"coverage"`
+	Scaling   jsonScaling    `json:"scaling"`
 }
 
 // jsonSettings are the policy and simulation settings of a JSON report.
@@ -301,7 +354,7 @@ func WriteCurveJSON(w io.Writer, c *CurveResult) error {
 		j.Failed = append(j.Failed, jsonFailed{s.Labels.Map(), s.Err.Error()})
 	}
 	for _, p := range c.Points {
-		j.Curve = append(j.Curve, jsonCurvePoint{p.Quantile, jsonFloat(p.Coverage), toJSONScaling(p.Scaling)})
+		j.Curve = append(j.Curve, jsonCurvePoint{p.Quantile, objectiveOf(p.Objective, p.Scaling.UnderTime, p.Level), jsonFloat(p.Coverage), toJSONScaling(p.Scaling)})
 	}
 	for _, s := range c.Others() {
 		j.OtherMethods = append(j.OtherMethods, toJSONScaling(s))

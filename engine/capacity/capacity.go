@@ -136,6 +136,9 @@ type Planner struct {
 	hpa       *HPA
 	hpaAnswer int32     // the last answer, in force since hpaAt
 	hpaAt     time.Time // when it was published: the last sync replayed
+	// hpaBefore is the count the HPA held just before the last answer,
+	// after the syncs since the previous one (HPABeforeAnswer).
+	hpaBefore int32
 }
 
 // replayHPA replays the HPA's syncs since the last answer (every
@@ -171,6 +174,11 @@ func (p *Planner) answerHPA(t time.Time, answer int32) {
 // AssumedHPA returns the count the HPA is assumed to hold after the last
 // answer: the count an increase is lifted from (Capacity.ClearTolerance).
 func (p *Planner) AssumedHPA() int32 { return p.hpa.Count() }
+
+// HPABeforeAnswer returns the count the HPA is assumed to have held just
+// before the last answer: the lowest since the previous answer, as between
+// answers it only scales down (the window releasing older recommendations).
+func (p *Planner) HPABeforeAnswer() int32 { return p.hpaBefore }
 
 type rules struct {
 	window   time.Duration
@@ -235,11 +243,13 @@ func (p *Planner) Next(t time.Time, recommended int32) int32 {
 		p.started = true
 		p.current = recommended
 		p.hpa.Seed(recommended)
+		p.hpaBefore = recommended
 		p.answerHPA(t, recommended)
 		p.recs = append(p.recs, recommendation{t, recommended})
 		return recommended
 	}
 	p.replayHPA(t)
+	p.hpaBefore = p.hpa.Count()
 	if c := p.clamp(p.current); c != p.current {
 		// Like the HPA controller, a count outside [min, max] (seeded from
 		// before the bounds changed) goes straight to the nearest bound,

@@ -12,7 +12,6 @@ import (
 	"math"
 	"runtime"
 	"slices"
-	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -140,8 +139,12 @@ type SeriesResult struct {
 	// demand of a source exceeded Ready × its targetPerPod, and
 	// UnderprovisionSeconds is the running total written as
 	// kedastral_underprovision_seconds_total.
-	Ready                 float64
-	ReadyNote             string
+	Ready     float64
+	ReadyNote string
+	// ModelReady is, with an objective, the fewest pods the forecaster's
+	// model of the HPA had ready over the interval of the newest
+	// observation (NaN when unknown): its feedback without ready replicas.
+	ModelReady            float64
 	Underprovisioned      bool
 	UnderprovisionSeconds float64
 	accounted             bool // the underprovision counter is written
@@ -158,6 +161,19 @@ type SourceResult struct {
 	Model     string
 	Need      int32 // replicas this source needs, before behavior limits
 	Err       error
+
+	// With an objective (spec.objective): Quantile is the calibrated
+	// level; Feedback says where the calibration learnt whether the last
+	// interval ran short (FeedbackReady, FeedbackModel; empty before any),
+	// Short whether it did, AchievedDay and AchievedWeek the share of time
+	// short over about the last day and week (NaN before any feedback).
+	Objective    float64
+	Feedback     string
+	Short        bool
+	AchievedDay  float64
+	AchievedWeek float64
+	cal          *capacity.Calibrator
+	calibrated   bool // Short is this cycle's outcome
 }
 
 // seriesState is what the evaluator keeps for one series of one source
@@ -168,6 +184,8 @@ type seriesState struct {
 	join   labels.Labels // the query's labels plus policy
 	hist   history
 	model  model.Model
+	// cal calibrates the quantile to the policy's objective; nil without one.
+	cal *capacity.Calibrator
 }
 
 // groupState is what the evaluator keeps for one desired-replicas series.
@@ -177,6 +195,10 @@ type groupState struct {
 	// brought up to date (zero before the first account).
 	under       float64
 	lastAccount time.Time
+	// pods and lastCal are the objective's: the pods the HPA is expected
+	// to hold (with the times they are ready) and the last calibration.
+	pods    readyPods
+	lastCal time.Time
 }
 
 // Evaluator runs the cycles of one policy and keeps its per-series state.
@@ -215,6 +237,11 @@ type Evaluator struct {
 	account  bool
 	ready    []promapi.Series
 	readyErr error
+
+	// restoreObjective makes the first Fetch read the calibration a
+	// previous run wrote (RestoreObjective); restore holds it by series.
+	restoreObjective bool
+	restore          map[uint64]restored
 }
 
 // NewEvaluator returns an evaluator for a validated policy.
@@ -354,6 +381,13 @@ func (e *Evaluator) Fetch(ctx context.Context, now time.Time) (int, error) {
 	if start.After(end) {
 		start = end
 	}
+	if e.restoreObjective {
+		res, err := e.readRestore(ctx, now)
+		if err != nil {
+			return 0, err
+		}
+		e.restore, e.restoreObjective = res, false
+	}
 	multi := len(s.Sources) > 1
 	points := 0
 	seen := map[uint64]bool{}
@@ -374,6 +408,12 @@ func (e *Evaluator) Fetch(ctx context.Context, now time.Time) (int, error) {
 				st, ok := e.series[h]
 				if !ok {
 					st = &seriesState{source: i, labels: lbls, join: join, hist: history{step: step}}
+					if s.Objective != nil {
+						st.cal = capacity.NewCalibrator(s.ObjectiveValue())
+						if r, ok := e.restore[h]; ok {
+							st.cal.Restore(r.level, r.day, r.week)
+						}
+					}
 					st.hist.compactTo(keepFine, keepWide, factor)
 					e.series[h] = st
 				}
@@ -499,6 +539,7 @@ func (e *Evaluator) Fetch(ctx context.Context, now time.Time) (int, error) {
 		}
 	}
 	e.fetchedUntil = end
+	e.restore = nil
 	if e.account {
 		// The ready replicas now; a failure only stops the account.
 		e.ready, e.readyErr = e.querier.QueryRange(ctx, s.ReadyReplicasQuery, now, now, step)
@@ -682,10 +723,11 @@ func (e *Evaluator) Evaluate(ctx context.Context, now time.Time) *Cycle {
 				continue // the source has no series with these labels
 			}
 			c.Samples = append(c.Samples, promapi.Sample{Labels: withName(sr.Labels, ObservedMetric), T: ts, V: sr.Observed})
+			c.Samples = append(c.Samples, objectiveSamples(&sr, sr.Objective, ts)...)
 			if sr.Err != nil {
 				continue
 			}
-			q := strconv.FormatFloat(sr.Quantile, 'f', -1, 64)
+			q := e.quantileLabel(&sr)
 			for _, a := range s.Ahead {
 				b := labels.NewBuilder(sr.Labels)
 				b.Set(labels.MetricName, PredictedMetric)
@@ -729,7 +771,7 @@ func (e *Evaluator) Evaluate(ctx context.Context, now time.Time) *Cycle {
 // underprovision account.
 func (e *Evaluator) join(join labels.Labels, sources []*SourceResult, now time.Time) SeriesResult {
 	s := &e.policy.Spec
-	r := SeriesResult{Labels: join, Sources: make([]SourceResult, len(sources)), Ready: math.NaN()}
+	r := SeriesResult{Labels: join, Sources: make([]SourceResult, len(sources)), Ready: math.NaN(), ModelReady: math.NaN()}
 	driver := -1
 	for i, sr := range sources {
 		if sr == nil {
@@ -764,14 +806,34 @@ func (e *Evaluator) join(join labels.Labels, sources []*SourceResult, now time.T
 		g = &groupState{planner: capacity.NewPlanner(s.Capacity)}
 		e.groups[h] = g
 	}
+	// The fewest pods ready over the interval the newest observations
+	// cover, as the forecaster's answers so far made them ready: those
+	// ready at its start, or fewer when the HPA scaled down within it.
+	modelReady := math.NaN()
+	if s.Objective != nil {
+		_, started := g.planner.Current()
+		modelReady = g.pods.at(now.Add(-time.Duration(s.Step)), started)
+	}
 	if r.Err == nil {
 		r.Source = d.Source
 		r.Raw = d.Need
 		r.Desired = g.planner.Next(now, r.Raw)
 		r.HPA = g.planner.AssumedHPA()
+		if s.Objective != nil {
+			before := g.planner.HPABeforeAnswer()
+			modelReady = min(modelReady, float64(before))
+			// Pods the HPA removed since the last answer are gone; those
+			// it adds now are ready leadTime later.
+			g.pods.take(now, before, time.Duration(s.LeadTime))
+			g.pods.take(now, r.HPA, time.Duration(s.LeadTime))
+		}
 	}
 	if e.account {
 		e.accountUnder(&r, g, now)
+	}
+	if s.Objective != nil {
+		r.ModelReady = modelReady
+		e.calibrate(&r, g, modelReady, now)
 	}
 	return r
 }
@@ -860,7 +922,8 @@ func (e *Evaluator) evaluateSeries(ctx context.Context, st *seriesState, n int, 
 	s := &e.policy.Spec
 	step := time.Duration(s.Step)
 	src := s.Sources[st.source]
-	r := SourceResult{Source: src.Name, Labels: st.labels, Quantile: s.SourceQuantile(st.source)}
+	r := SourceResult{Source: src.Name, Labels: st.labels, Quantile: s.SourceQuantile(st.source),
+		AchievedDay: math.NaN(), AchievedWeek: math.NaN()}
 	_, obs, _ := st.hist.last()
 	r.Observed = obs
 	if st.model == nil {
@@ -873,6 +936,11 @@ func (e *Evaluator) evaluateSeries(ctx context.Context, st *seriesState, n int, 
 		// started together do not all refit in one cycle a day later.
 		model.Stagger(m, float64(st.labels.Hash()>>11)/(1<<53))
 		st.model = m
+	}
+	if st.cal != nil {
+		r.cal, r.Objective = st.cal, st.cal.Objective()
+		r.Quantile = st.cal.Level()
+		model.SetQuantile(st.model, r.Quantile)
 	}
 	fc, err := st.model.Forecast(ctx, st.hist.view(buf), n)
 	if err == nil && len(fc) < n {

@@ -280,6 +280,9 @@ type PolicyStatus struct {
 	// ReadyReplicasQuery reads the ready replicas for the underprovision
 	// account; empty when there is none.
 	ReadyReplicasQuery string `json:"readyReplicasQuery,omitempty"`
+	// Objective is spec.objective and its calibration per series; nil
+	// without one.
+	Objective *ObjectiveStatus `json:"objective,omitempty"`
 
 	Series       []SeriesStatus `json:"series,omitempty"`
 	DesiredRange [2]int32       `json:"desiredRange"`
@@ -412,6 +415,7 @@ func (m *Manager) newRunner(p *policy.ForecastPolicy, ds *policy.DataSource, q Q
 		r.eval.SetPolicyNamespace(p.Metadata.Namespace)
 	}
 	r.eval.AccountUnderprovision()
+	r.eval.RestoreObjective()
 	r.eval.SetLogger(r.logger)
 	r.eval.SetShard(m.opts.Shard)
 	// After a start, fit new series' models for at most half an interval
@@ -583,6 +587,7 @@ func (r *runner) cycle(ctx context.Context, ts time.Time) {
 			seriesSignalStatus(&ss, s)
 			r.st.Series = append(r.st.Series, ss)
 		}
+		r.st.Objective = objectiveStatus(r.objective(), c)
 	}
 
 	if err := r.fetch(ctx, ts); err != nil {
@@ -619,6 +624,7 @@ func (r *runner) cycle(ctx context.Context, ts time.Time) {
 		mt.seriesByModel.WithLabelValues(name, m).Set(float64(n))
 	}
 	mt.setSeriesBySource(name, r.policy, c)
+	mt.objective.set(name, r.objective(), c)
 	if len(c.Samples) == 0 {
 		var err error
 		if len(c.Series) == 0 {
@@ -653,3 +659,12 @@ func (r *runner) cycle(ctx context.Context, ts time.Time) {
 }
 
 func seriesString(l labels.Labels) string { return l.String() }
+
+// objective is the runner's policy's objective, nil without one.
+func (r *runner) objective() *policyObjective {
+	o := r.policy.Spec.Objective
+	if o == nil {
+		return nil
+	}
+	return &policyObjective{value: float64(o.UnderprovisionedTime), text: o.UnderprovisionedTime.String()}
+}

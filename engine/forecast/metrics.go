@@ -27,12 +27,14 @@ type Metrics struct {
 	policiesInvalid prometheus.Gauge
 	reloadSuccess   prometheus.Gauge
 	reloadTime      prometheus.Gauge
+	objective       objectiveMetrics
 }
 
 // NewMetrics registers the forecaster's metrics with reg.
 func NewMetrics(reg prometheus.Registerer) *Metrics {
 	f := promauto.With(reg)
 	return &Metrics{
+		objective: newObjectiveMetrics(f),
 		cycleDuration: f.NewHistogramVec(prometheus.HistogramOpts{
 			Namespace: "kedastral", Subsystem: "forecaster", Name: "cycle_duration_seconds",
 			Help:    "Duration of a policy's evaluation cycle: fetch, forecast and remote write.",

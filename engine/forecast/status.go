@@ -98,6 +98,7 @@ var statusTemplate = template.Must(template.New("status").Funcs(template.FuncMap
 	"num":   trimFloat,
 	"key":   statusKey,
 	"deref": func(p *float64) float64 { return *p },
+	"pct":   func(v float64) string { return strconv.FormatFloat(100*v, 'f', 2, 64) + "%" },
 	// models lists the models answering and their series counts: "holtwinters: 3, seasonal: 1".
 	"models": func(m map[string]int) string {
 		parts := make([]string, 0, len(m))
@@ -145,6 +146,12 @@ svg text{font-size:11px;fill:#555}.note{color:#666;font-size:90%}
 <td>{{if .Ready}}{{num (deref .Ready)}}{{else}}–{{end}}</td>
 <td>{{if .UnderprovisionSeconds}}{{if .ReadyNote}}unknown{{else if .Underprovisioned}}<span class="err">yes</span>{{else}}no{{end}}, {{num (deref .UnderprovisionSeconds)}}s in total{{end}}{{if .ReadyNote}}<br><small class="err">{{.ReadyNote}}</small>{{end}}</td></tr>{{end}}
 </table>
+{{with .Objective}}<h3>Objective: at most {{.UnderprovisionedTime}} of time short of ready pods</h3>
+<p>The quantile each series plans for is calibrated online to hold it; feedback <code>ready_replicas</code> is readyReplicasQuery against the observed demand, <code>hpa_model</code> the forecaster's model of the HPA applied to its own answers.</p>
+<table><tr><th>Series</th><th>Calibrated quantile</th><th>Feedback</th><th>Last interval</th><th>Short, last day</th><th>Short, last week</th></tr>
+{{range .Series}}<tr><td><code>{{labels .Labels}}</code>{{if .Source}} {{.Source}}{{end}}</td><td>{{num .Level}}</td><td>{{if .Feedback}}{{.Feedback}}{{else}}none yet{{end}}</td><td>{{if .Short}}<span class="err">short</span>{{else}}served{{end}}</td>
+<td>{{if .AchievedDay}}{{pct (deref .AchievedDay)}}{{else}}–{{end}}</td><td>{{if .AchievedWeek}}{{pct (deref .AchievedWeek)}}{{else}}–{{end}}</td></tr>{{end}}
+</table>{{end}}
 <div class="legend"><span><i style="background:#444444"></i>observed</span><span><i style="background:#ff7f0e"></i>forecast, drawn at the time it is for</span><span><i style="background:#1f77b4"></i>desired replicas</span><span>dotted: the last cycle; times UTC</span></div>
 {{range $s := .Series}}{{with index (index $.Charts $p.Name) (key $s.Labels)}}<h3><code>{{labels $s.Labels}}</code></h3>
 {{.}}

@@ -191,3 +191,10 @@ func (a *auto) Forecast(ctx context.Context, h History, n int) ([]float64, error
 	}
 	return out, nil
 }
+
+// SetQuantile implements Leveled: every part's bound moves to q.
+func (a *auto) SetQuantile(q float64) {
+	for _, m := range a.models {
+		m.SetQuantile(q)
+	}
+}

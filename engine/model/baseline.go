@@ -282,3 +282,6 @@ func quantile(s []float64, q float64) float64 {
 func finite(x float64) bool { return !math.IsNaN(x) && !math.IsInf(x, 0) }
 
 func clamp(x, lo, hi float64) float64 { return math.Max(lo, math.Min(hi, x)) }
+
+// SetQuantile implements Leveled.
+func (b *baseline) SetQuantile(q float64) { b.cfg.Quantile = q }

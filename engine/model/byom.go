@@ -224,3 +224,11 @@ func checkForecast(what string, f []*float64, n int) ([]float64, error) {
 	}
 	return out, nil
 }
+
+// SetQuantile implements Leveled: the remote model is asked for q, and the
+// conformal bound of its point forecast and the fallback move to it.
+func (b *byom) SetQuantile(q float64) {
+	b.cfg.Quantile = q
+	SetQuantile(b.point, q)
+	SetQuantile(b.fallback, q)
+}

@@ -373,3 +373,16 @@ func (s *sketch) quantile(q float64) float64 {
 	}
 	return sketchScale * math.Sinh(float64(last+1-sketchBins/2)*sketchWidth)
 }
+
+// SetQuantile implements Leveled: the adaptive level of every anchor moves
+// by the change, so what it learnt of the series' drift is kept.
+func (c *conformal) SetQuantile(q float64) {
+	d := q - c.q
+	c.q = q
+	if d == 0 {
+		return
+	}
+	for i := range c.level {
+		c.level[i] = min(0.999, max(0.001, c.level[i]+d))
+	}
+}

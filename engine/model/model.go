@@ -114,3 +114,20 @@ func Names() []string {
 	sort.Strings(names)
 	return names
 }
+
+// Leveled is a model whose quantile can change between forecasts: a policy
+// with an objective calibrates it online (engine/capacity's Calibrator).
+// Every built-in model is one.
+type Leveled interface {
+	// SetQuantile makes the following forecasts answer at quantile q, in (0,1).
+	SetQuantile(q float64)
+}
+
+// SetQuantile sets m's quantile when m is Leveled, and reports whether it is.
+func SetQuantile(m Model, q float64) bool {
+	l, ok := m.(Leveled)
+	if ok {
+		l.SetQuantile(q)
+	}
+	return ok
+}

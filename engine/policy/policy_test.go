@@ -2,6 +2,7 @@ package policy
 
 import (
 	"crypto/tls"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
@@ -577,6 +578,47 @@ func TestParseErrors(t *testing.T) {
 			want:   Error{Kind: "ForecastPolicy", Name: "p", Field: "spec.capacity.max"},
 			at:     "max: 100001",
 			reason: "must be in [1, 100000], got 100001",
+		},
+		{
+			name:   "objective with model.quantile",
+			in:     header + edit(t, validPolicy, "  sources:\n", "  model:\n    quantile: 0.7\n  objective:\n    underprovisionedTime: 2%\n  sources:\n"),
+			want:   Error{Kind: "ForecastPolicy", Name: "p", Field: "spec.objective"},
+			at:     "objective:",
+			reason: "and spec.model.quantile are exclusive",
+		},
+		{
+			name:   "objective with a source's quantile",
+			in:     header + edit(t, validPolicy, "  sources:\n", "  objective:\n    underprovisionedTime: 2%\n  sources:\n", "      query: sum", "      quantile: 0.8\n      query: sum"),
+			want:   Error{Kind: "ForecastPolicy", Name: "p", Field: "spec.objective"},
+			at:     "objective:",
+			reason: "and spec.sources[0].quantile are exclusive",
+		},
+		{
+			name:   "objective above 50%",
+			in:     header + edit(t, validPolicy, "  sources:\n", "  objective:\n    underprovisionedTime: 60%\n  sources:\n"),
+			want:   Error{Kind: "ForecastPolicy", Name: "p", Field: "spec.objective.underprovisionedTime"},
+			at:     "underprovisionedTime: 60%",
+			reason: "must be in [0.1%, 50%], got 60%",
+		},
+		{
+			name:   "objective zero",
+			in:     header + edit(t, validPolicy, "  sources:\n", "  objective:\n    underprovisionedTime: 0%\n  sources:\n"),
+			want:   Error{Kind: "ForecastPolicy", Name: "p", Field: "spec.objective.underprovisionedTime"},
+			at:     "underprovisionedTime: 0%",
+			reason: "must be in [0.1%, 50%], got 0%",
+		},
+		{
+			name:   "objective missing",
+			in:     header + edit(t, validPolicy, "  sources:\n", "  objective: {}\n  sources:\n"),
+			want:   Error{Kind: "ForecastPolicy", Name: "p", Field: "spec.objective.underprovisionedTime"},
+			at:     "objective: {}",
+			reason: "got 0%",
+		},
+		{
+			name:   "objective without a percent sign",
+			in:     header + edit(t, validPolicy, "  sources:\n", "  objective:\n    underprovisionedTime: 0.02\n  sources:\n"),
+			want:   Error{Line: 3, Kind: "ForecastPolicy", Name: "p"},
+			reason: `"0.02" is not a percentage: write it with a % sign, e.g. 2%`,
 		},
 		{
 			name:   "quantile above 1",
@@ -1296,5 +1338,39 @@ func TestCoverSteps(t *testing.T) {
 		if got := s.CoverSteps(); got != tc.want {
 			t.Errorf("lead %v step %v: CoverSteps %d, want %d", tc.lead, tc.step, got, tc.want)
 		}
+	}
+}
+
+func TestParseObjective(t *testing.T) {
+	in := edit(t, validPolicy, "  sources:\n", "  objective:\n    underprovisionedTime: 2.5%\n  sources:\n")
+	set, errs := Parse([]byte(in), "p.yaml")
+	if len(errs) > 0 {
+		t.Fatalf("unexpected errors: %v", errs)
+	}
+	s := set.Policies[0].Spec
+	if s.Objective == nil || s.ObjectiveValue() != 0.025 {
+		t.Fatalf("objective = %+v, want 2.5%%", s.Objective)
+	}
+	if got := s.Objective.UnderprovisionedTime.String(); got != "2.5%" {
+		t.Errorf("String = %q, want 2.5%%", got)
+	}
+	// The quantile is the calibration's starting level, the default.
+	if s.Model.Quantile != DefaultQuantile {
+		t.Errorf("model.quantile = %v, want the default %v", s.Model.Quantile, DefaultQuantile)
+	}
+	b, err := yaml.Marshal(s.Objective)
+	if err != nil || string(b) != "underprovisionedTime: 2.5%\n" {
+		t.Errorf("marshal = %q, %v", b, err)
+	}
+	var back Objective
+	if err := yaml.UnmarshalStrict(b, &back); err != nil || back != *s.Objective {
+		t.Errorf("round trip = %+v, %v", back, err)
+	}
+	j, err := json.Marshal(s.Objective)
+	if err != nil || string(j) != `{"underprovisionedTime":"2.5%"}` {
+		t.Errorf("json = %s, %v", j, err)
+	}
+	if err := json.Unmarshal(j, &back); err != nil || back != *s.Objective {
+		t.Errorf("json round trip = %+v, %v", back, err)
 	}
 }

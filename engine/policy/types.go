@@ -86,6 +86,11 @@ type ForecastPolicySpec struct {
 	Capacity Capacity `yaml:"capacity" json:"capacity"`
 	// Model selects and configures the forecasting model.
 	Model ModelSpec `yaml:"model,omitempty" json:"model,omitempty"`
+	// Objective states the share of time the workload may run short of
+	// ready pods; the forecaster then calibrates the forecast quantile
+	// online, per series and source, to hold it. Exclusive with
+	// model.quantile and the sources' quantile.
+	Objective *Objective `yaml:"objective,omitempty" json:"objective,omitempty"`
 	// Sources are the signals to forecast. With several, each is forecast on
 	// its own and desired replicas are the maximum of what each needs, as the
 	// HPA does with several metrics.

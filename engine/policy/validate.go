@@ -209,6 +209,9 @@ func (p *ForecastPolicy) Validate() error {
 	if !slices.Contains(kmodel.Names(), s.Model.Type) {
 		v.add("spec.model.type", "unknown model %q (known: %v)", s.Model.Type, kmodel.Names())
 	}
+	if err := s.validateObjective(); err != nil {
+		return err
+	}
 	if s.Model.Quantile == 0 {
 		s.Model.Quantile = DefaultQuantile
 	}

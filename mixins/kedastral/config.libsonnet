@@ -43,6 +43,12 @@
       forecasterSeries: 'kedastral_forecaster_series',
       forecasterSeriesByModel: 'kedastral_forecaster_series_by_model',
       underprovisionSeconds: 'kedastral_underprovision_seconds_total',
+      // A policy with spec.objective: the calibrated quantile, the share of time short
+      // over a day and a week (window), the objective, and each interval's outcome.
+      objectiveLevel: 'kedastral_objective_level',
+      objectiveAchieved: 'kedastral_objective_achieved',
+      objectiveTarget: 'kedastral_objective_underprovisioned_time',
+      objectiveShort: 'kedastral_objective_short',
       forecasterSeriesFailures: 'kedastral_forecaster_series_failures_total',
       forecasterQueryDuration: 'kedastral_forecaster_query_duration_seconds',
       forecasterLastSuccess: 'kedastral_forecaster_last_success_timestamp_seconds',
@@ -85,6 +91,9 @@
     forecastErrorFor: '1h',
     underprovisionedRatioThreshold: 0.1,  // share of the last hour under-provisioned
     underprovisionedFor: '30m',
+    // KedastralObjectiveMissed: how long the day's share of time short must stay above
+    // the objective.
+    objectiveMissedFor: '1h',
     scalerErrorRatio: 0.05,  // share of gRPC requests answered with an error
     scalerErrorsFor: '10m',
     scalerStaleFor: '10m',

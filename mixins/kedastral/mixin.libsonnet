@@ -3,6 +3,7 @@
 (import 'config.libsonnet') +
 (import 'rules/rules.libsonnet') +
 (import 'alerts/alerts.libsonnet') +
+(import 'alerts/objective.libsonnet') +
 (import 'lib/add-runbook-links.libsonnet') +
 (import 'dashboards/overview.libsonnet') +
 (import 'dashboards/policy.libsonnet')

@@ -56,6 +56,9 @@ func specialTypes() map[reflect.Type]func(*generator) apiextv1.JSONSchemaProps {
 		reflect.TypeFor[model.Duration](): func(*generator) apiextv1.JSONSchemaProps {
 			return apiextv1.JSONSchemaProps{Type: "string", Pattern: durationPattern}
 		},
+		reflect.TypeFor[policy.Percent](): func(*generator) apiextv1.JSONSchemaProps {
+			return apiextv1.JSONSchemaProps{Type: "string", Pattern: `^\s*[0-9]+(\.[0-9]+)?\s*%$`}
+		},
 		reflect.TypeFor[config.Secret](): func(*generator) apiextv1.JSONSchemaProps {
 			return apiextv1.JSONSchemaProps{Type: "string"}
 		},
@@ -108,6 +111,10 @@ var celRules = map[reflect.Type][]apiextv1.ValidationRule{
 		{Rule: "!has(self.min) || self.min <= self.max", Message: "min is greater than max", FieldPath: ".min"},
 		{Rule: "!has(self.headroom) || (self.headroom >= 0.0 && self.headroom <= 100.0)", Message: "must be in (0, 100]", FieldPath: ".headroom"},
 		{Rule: "!has(self.tolerance) || (self.tolerance >= 0.0 && self.tolerance < 1.0)", Message: "must be in [0, 1)", FieldPath: ".tolerance"},
+	},
+	reflect.TypeFor[policy.ForecastPolicySpec](): {
+		{Rule: "!has(self.objective) || !has(self.model) || !has(self.model.quantile) || self.model.quantile == 0.0", Message: "objective and model.quantile are exclusive: the objective calibrates the quantile online", FieldPath: ".objective"},
+		{Rule: "!has(self.objective) || self.sources.all(s, !has(s.quantile) || s.quantile == 0.0)", Message: "objective and the sources' quantile are exclusive: the objective calibrates the quantile online", FieldPath: ".objective"},
 	},
 	reflect.TypeFor[policy.ModelSpec](): {
 		{Rule: "!has(self.quantile) || (self.quantile >= 0.0 && self.quantile < 1.0)", Message: "must be in (0, 1)", FieldPath: ".quantile"},

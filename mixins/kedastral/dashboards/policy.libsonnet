@@ -141,6 +141,18 @@ local vars = import 'variables.libsonnet';
             d.target('sum by (outcome) (rate(%s{%s}[$__rate_interval]))' % [m.scalerStaleAnswers, s], '{{outcome}}'),
           ], stack=true),
         ],
+        // A policy with spec.objective (docs/objective.md); empty panels otherwise.
+        [d.row('Objective')],
+        [
+          d.timeseries('Time short vs objective', 'The share of time short of ready pods over about the last day and week (the worst series of the policy), as the forecaster calibrates on it, against the objective.', 'percentunit', [
+            d.target('max(%s{%s, window="1d"})' % [m.objectiveAchieved, k], 'short, last day'),
+            d.target('max(%s{%s, window="7d"})' % [m.objectiveAchieved, k], 'short, last week'),
+            d.target('max(%s{%s})' % [m.objectiveTarget, k], 'objective'),
+          ]),
+          d.timeseries('Calibrated quantile', 'The forecast quantile each series plans for, calibrated online to hold the objective; a level stuck near 0.999 cannot hold it.', 'short', [
+            d.target('%s{%s}' % [m.objectiveLevel, k]),
+          ]),
+        ],
       ]),
     ),
   },
