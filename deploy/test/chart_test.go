@@ -129,6 +129,18 @@ func TestChartPoliciesLoad(t *testing.T) {
 				t.Fatal(err)
 			}
 			out, err := run(".", bin, "check", "config", path)
+			if len(splitYAML(t, []byte(file))) == 0 {
+				// The default values ship no policy (they come from
+				// ForecastPolicy objects, or from values the user adds):
+				// check config says so rather than passing an empty file.
+				if err == nil || !bytes.Contains(out, []byte("no ForecastPolicy or DataSource objects")) {
+					t.Fatalf("kedastral check config on a file without objects: want a failure naming it, got %v:\n%s", err, out)
+				}
+				if c.name != "default" {
+					t.Errorf("chart case %s renders no policy", c.name)
+				}
+				return
+			}
 			if err != nil {
 				t.Fatalf("kedastral check config: %v", err)
 			}
