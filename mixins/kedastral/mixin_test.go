@@ -23,6 +23,8 @@ import (
 	"time"
 
 	"go.yaml.in/yaml/v2"
+
+	"github.com/kedastral/kedastral/promapi/promtest"
 )
 
 var update = flag.Bool("update", false, "rewrite the generated files under out/")
@@ -71,7 +73,16 @@ func jsonnetBin(t testing.TB) string {
 	return tool(t, "jsonnet", "go install github.com/google/go-jsonnet/cmd/jsonnet@v0.22.0")
 }
 
+// promtoolBin is promtool: the one $KEDASTRAL_PROMETHEUS_BIN selects (the
+// Prometheus 3 run of make test), else the one on PATH.
 func promtoolBin(t testing.TB) string {
+	if os.Getenv(promtest.BinEnv) != "" {
+		p, err := promtest.Binary("", "promtool")
+		if err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
 	return tool(t, "promtool", "apt-get install prometheus")
 }
 

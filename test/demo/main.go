@@ -81,8 +81,8 @@ func main() {
 
 func run(ctx context.Context, out io.Writer, once bool) error {
 	for _, bin := range []string{"prometheus", "promtool"} {
-		if _, err := exec.LookPath(bin); err != nil {
-			return fmt.Errorf("%s is not on PATH: install Debian's package with `apt-get install --no-install-recommends prometheus`", bin)
+		if _, err := promtest.Binary("", bin); err != nil {
+			return err
 		}
 	}
 	work, err := os.MkdirTemp("", "kedastral-demo-")
