@@ -5,6 +5,7 @@
 #
 #   test/bins/build.sh [kube]      # etcd and kube-apiserver (test/kube); about 7 minutes of CPU once
 #   test/bins/build.sh prometheus  # Prometheus 3 and its promtool; about 9 minutes of CPU once
+#   test/bins/build.sh thanos      # Thanos (receive, query, sidecar in one binary; test/stores)
 #
 # Each prints the directory holding its binaries on standard output; what it
 # does goes to standard error. Each component pins its version in the go.mod
@@ -27,7 +28,7 @@ build() {
   local start=$SECONDS
   (while sleep 30; do echo "  still building $(basename "$out"), $((SECONDS - start)) s" >&2; done) &
   local ticker=$!
-  trap 'kill $ticker 2>/dev/null || true' RETURN
+  trap 'kill $ticker 2>/dev/null || true; trap - RETURN' RETURN
   (cd "$here/$mod" && go build -trimpath -ldflags="-s $ldflags" -o "$out.tmp" "$pkg")
   mv "$out.tmp" "$out"
   echo "built $(basename "$out") in $((SECONDS - start)) s" >&2
@@ -65,11 +66,25 @@ prometheus() {
   echo "$dir"
 }
 
+thanos() {
+  local v dir
+  v="$(version thanos)"
+  dir="$root/thanos-$v"
+  mkdir -p "$dir"
+  # Thanos v0.42 needs Go 1.26.10; its wrapper module names toolchain
+  # go1.26.11 (the project's own), which GOTOOLCHAIN=auto fetches.
+  local c=github.com/prometheus/common/version
+  local ld="-X $c.Version=${v#v} -X $c.Revision=module-$v -X $c.Branch=module -X $c.BuildUser=kedastral"
+  [ -x "$dir/thanos" ] || build thanos "$dir/thanos" github.com/thanos-io/thanos/cmd/thanos "$ld"
+  echo "$dir"
+}
+
 case "${1:-kube}" in
 kube) kube ;;
 prometheus) prometheus ;;
+thanos) thanos ;;
 *)
-  echo "usage: $0 [kube|prometheus]" >&2
+  echo "usage: $0 [kube|prometheus|thanos]" >&2
   exit 2
   ;;
 esac
