@@ -20,16 +20,16 @@ export CGO_ENABLED=0 GOFLAGS=-mod=mod GOTOOLCHAIN="${GOTOOLCHAIN:-auto}"
 # version MOD: the version the wrapper module MOD requires of its one direct dependency.
 version() { awk '$1=="require" && NF==3 {print $3; exit}' "$here/$1/go.mod"; }
 
-# build MOD OUT PKG [LDFLAGS]: go build PKG inside wrapper module MOD into OUT,
+# build MOD OUT PKG [LDFLAGS [TAGS]]: go build PKG inside wrapper module MOD into OUT,
 # atomically, with a line every 30 s so a long build never looks hung.
 build() {
-  local mod=$1 out=$2 pkg=$3 ldflags=${4:-}
+  local mod=$1 out=$2 pkg=$3 ldflags=${4:-} tags=${5:-}
   echo "building $(basename "$out") $(version "$mod") into $(dirname "$out") (once per machine)…" >&2
   local start=$SECONDS
   (while sleep 30; do echo "  still building $(basename "$out"), $((SECONDS - start)) s" >&2; done) &
   local ticker=$!
   trap 'kill $ticker 2>/dev/null || true; trap - RETURN' RETURN
-  (cd "$here/$mod" && go build -trimpath -ldflags="-s $ldflags" -o "$out.tmp" "$pkg")
+  (cd "$here/$mod" && go build -trimpath -tags="$tags" -ldflags="-s $ldflags" -o "$out.tmp" "$pkg")
   mv "$out.tmp" "$out"
   echo "built $(basename "$out") in $((SECONDS - start)) s" >&2
 }
@@ -69,13 +69,17 @@ prometheus() {
 thanos() {
   local v dir
   v="$(version thanos)"
-  dir="$root/thanos-$v"
+  # Thanos converts Prometheus' labels.Labels to its own protobuf labels with
+  # unsafe casts that hold only for the slice implementation: built without
+  # the slicelabels tag (as its .promu.yml sets), its gRPC servers panic on
+  # the first call. The tag is part of the cache key.
+  dir="$root/thanos-$v-slicelabels"
   mkdir -p "$dir"
   # Thanos v0.42 needs Go 1.26.10; its wrapper module names toolchain
   # go1.26.11 (the project's own), which GOTOOLCHAIN=auto fetches.
   local c=github.com/prometheus/common/version
   local ld="-X $c.Version=${v#v} -X $c.Revision=module-$v -X $c.Branch=module -X $c.BuildUser=kedastral"
-  [ -x "$dir/thanos" ] || build thanos "$dir/thanos" github.com/thanos-io/thanos/cmd/thanos "$ld"
+  [ -x "$dir/thanos" ] || build thanos "$dir/thanos" github.com/thanos-io/thanos/cmd/thanos "$ld" slicelabels
   echo "$dir"
 }
 
