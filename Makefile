@@ -27,7 +27,7 @@ build: ## Build and install the kedastral binary into $(go env GOPATH)/bin.
 	@echo "installed $$($(GO) env GOPATH)/bin/kedastral"
 
 .PHONY: test
-test: lint ## Run every test, KEDA's conformance module included (see .ci/run for what they need).
+test: lint bins-stores ## Run every test, KEDA's conformance module included (see .ci/run for what they need).
 	$(GO) test -count=1 -timeout 30m ./...
 	$(MAKE) fuzz-short test-keda test-deploy vuln
 
@@ -55,6 +55,14 @@ vuln: ## Check the module with govulncheck against a vulnerability database buil
 		osv=$$($(GO) mod download -json golang.org/x/vulndb@$(VULNDB_VERSION) | sed -n 's/^[[:space:]]*"Dir": "\(.*\)",$$/\1/p'); \
 		$(GO) run golang.org/x/vulndb/cmd/indexdb@$(VULNDB_VERSION) -vulns "$$osv/data/osv" -out $(VULNDB_DIR); }
 	$(GO) run golang.org/x/vuln/cmd/govulncheck@$(GOVULNCHECK_VERSION) -db file://$(VULNDB_DIR) ./...
+
+.PHONY: bins-stores
+bins-stores: ## Build Thanos for test/stores, once per version (test/bins/build.sh thanos; cached).
+	@test/bins/build.sh thanos >/dev/null
+
+.PHONY: test-stores
+test-stores: bins-stores ## Run test/stores alone: Kedastral on Thanos (Receive hashring, Query, sidecar).
+	$(GO) test -count=1 -timeout 20m ./test/stores
 
 .PHONY: test-keda
 test-keda: ## Conformance with KEDA's own scaler client (module test/keda; its first build takes ~10 min).
