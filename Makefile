@@ -7,13 +7,24 @@ GO      ?= go
 # own; auto lets the go command fetch go1.26.11 from the module proxy.
 export GOTOOLCHAIN ?= auto
 PKG     := github.com/kedastral/kedastral
-VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
+# The version: the file VERSION (semver without the v) is its one source; a
+# release is tagged v$(VERSION), and the chart's version and appVersion, the
+# newest release in CHANGELOG.md and the image tag are the same
+# (docs/releasing.md; deploy/test checks them).
+VERSION ?= $(shell cat VERSION)
 REV     := $(shell git rev-parse HEAD 2>/dev/null)
+BRANCH  := $(shell git rev-parse --abbrev-ref HEAD 2>/dev/null)
 LDFLAGS := -X github.com/prometheus/common/version.Version=$(VERSION) \
            -X github.com/prometheus/common/version.Revision=$(REV) \
-           -X github.com/prometheus/common/version.Branch=$(shell git rev-parse --abbrev-ref HEAD 2>/dev/null) \
+           -X github.com/prometheus/common/version.Branch=$(BRANCH) \
            -X github.com/prometheus/common/version.BuildDate=$(shell date -u +%Y%m%d-%H:%M:%S)
 GOFILES := $(shell git ls-files '*.go' 2>/dev/null | grep -v '\.pb\.go$$')
+# test/setup.sh caches what it builds under KEDASTRAL_BIN_CACHE; a Prometheus
+# it had to build (no apt-get as root) is linked into its bin/, last on PATH.
+export KEDASTRAL_BIN_CACHE ?= $(HOME)/.cache/kedastral
+export PATH := $(PATH):$(KEDASTRAL_BIN_CACHE)/bin
+# make test runs the set-up once; the sub-makes it starts skip it.
+SETUP = $(if $(SETUP_DONE),,setup)
 
 .DEFAULT_GOAL := help
 
@@ -26,10 +37,23 @@ build: ## Build and install the kedastral binary into $(go env GOPATH)/bin.
 	$(GO) install -ldflags "$(LDFLAGS)" ./cmd/kedastral
 	@echo "installed $$($(GO) env GOPATH)/bin/kedastral"
 
+.PHONY: setup
+setup: ## Install or build every prerequisite of the tests (test/setup.sh: idempotent, cached).
+	@test/setup.sh test
+
 .PHONY: test
-test: lint bins-stores ## Run every test, KEDA's conformance module included (see .ci/run for what they need).
+test: $(SETUP) lint bins-stores ## Set up, then run every test: main module (test/stores: Thanos), fuzz, KEDA conformance, deploy/, vuln.
 	$(GO) test -count=1 -timeout 30m ./...
-	$(MAKE) fuzz-short test-keda test-deploy vuln
+	$(MAKE) SETUP_DONE=1 fuzz-short test-keda test-deploy vuln
+
+# test-short leaves out the packages that need the heavy prerequisites
+# (test/kube: kube-apiserver; test/scale: VictoriaMetrics; test/stores: Thanos); -short skips the
+# slow tests elsewhere (each says so).
+SHORT_EXCLUDE := /test/kube$$|/test/scale$$|/test/stores$$
+.PHONY: test-short
+test-short: ## Unit and integration tests against a real Prometheus, for the edit loop (a few minutes warm).
+	@test/setup.sh short
+	$(GO) test -short -count=1 -timeout 10m $$($(GO) list ./... | grep -Ev '$(SHORT_EXCLUDE)')
 
 FUZZTIME ?= 5000x
 FUZZ_TARGETS := engine/policy:FuzzParse engine/scaler:FuzzParseMetadata engine/trace:FuzzRead \
@@ -65,7 +89,7 @@ test-stores: bins-stores ## Run test/stores alone: Kedastral on Thanos (Receive 
 	$(GO) test -count=1 -timeout 20m ./test/stores
 
 .PHONY: test-keda
-test-keda: ## Conformance with KEDA's own scaler client (module test/keda; its first build takes ~10 min).
+test-keda: $(SETUP) ## Conformance with KEDA's own scaler client (module test/keda; make setup compiles it first).
 	cd test/keda && $(GO) test -vet=off -count=1 -timeout 30m ./...
 
 .PHONY: lint
@@ -91,11 +115,19 @@ mixin: ## Format the jsonnet mixin and regenerate mixins/kedastral/out/ (needs j
 	$(GO) test ./mixins/kedastral -run TestGenerated -count=1 -update
 
 # ---- deploy/ (Helm chart, kustomize, CRDs, image) ----
+# The chart's default image is ghcr.io/kedastral/kedastral:<appVersion>.
 IMAGE ?= ghcr.io/kedastral/kedastral:$(VERSION)
+IMAGE_ARCHIVE ?= dist/kedastral-$(VERSION).oci.tar
+IMAGE_PLATFORMS ?= linux/amd64,linux/arm64
+# The images' creation time, and the time of every file in them: the last
+# commit's, so that one commit gives one archive, byte for byte.
+SOURCE_DATE_EPOCH ?= $(shell git log -1 --format=%ct 2>/dev/null)
 
 .PHONY: image
-image: ## Build the container image $(IMAGE) from deploy/Dockerfile (needs Docker with BuildKit).
-	docker build -f deploy/Dockerfile --build-arg VERSION=$(VERSION) --build-arg REVISION=$(REV) -t $(IMAGE) .
+image: ## Build the image $(IMAGE) for $(IMAGE_PLATFORMS) into $(IMAGE_ARCHIVE), an OCI archive (no Docker needed; docs/image.md).
+	@cd deploy/test && SOURCE_DATE_EPOCH=$(SOURCE_DATE_EPOCH) $(GO) run ./cmd/ociimage -name $(IMAGE) \
+		-version $(VERSION) -revision "$(REV)" -branch "$(BRANCH)" -platforms $(IMAGE_PLATFORMS) \
+		-repo-root $(CURDIR) -out $(abspath $(IMAGE_ARCHIVE))
 
 .PHONY: crds
 crds: ## Regenerate deploy/crds, the chart's crds/ and values.schema.json from engine/policy's Go types.
@@ -114,12 +146,14 @@ kustomize: chart ## Regenerate the kustomize base and monitoring component from 
 	cd deploy/test && $(GO) test -count=1 -run 'TestKustomizeBaseMatchesChart' . -update
 
 .PHONY: test-deploy
-test-deploy: ## Test deploy/: CRDs vs Go types, helm lint/template, kubeconform, kustomize, examples, Dockerfile.
+test-deploy: $(SETUP) ## Test deploy/: CRDs vs Go types, helm lint/template, kubeconform, kustomize overlays, examples, image, versions.
 	cd deploy/test && $(GO) vet ./... && $(GO) test -count=1 -timeout 20m ./...
 
 .PHONY: demo
 demo: ## Run the local demo: a real Prometheus with a real trace, the forecaster, its forecast.
-	$(GO) run ./test/demo
+	@test/setup.sh demo
+	@echo "starting the demo…"
+	@$(GO) run ./test/demo
 
 .PHONY: bench
 bench: ## Benchmarks: models, backtest, forecaster at 10k series x 2 weeks (auto; KEDASTRAL_BENCH_SERIES resizes), scaler GetMetrics, remote write to a real Prometheus.

@@ -10,6 +10,7 @@ import (
 	"net"
 	"net/http"
 	"net/url"
+	"strings"
 	"syscall"
 	"time"
 
@@ -20,6 +21,22 @@ import (
 // that Prometheus would reject (missing or invalid metric name, invalid label
 // name or value, conflicting values for one timestamp). Nothing is sent then.
 var ErrInvalidSample = errors.New("invalid sample")
+
+// ErrReceiverDisabled is wrapped by the WriteError of a write that the
+// server refused because its remote-write receiver is off: Prometheus
+// answers 404 then, with a hint that names a flag of old versions.
+var ErrReceiverDisabled = errors.New("the server does not accept remote write: " +
+	"start Prometheus with --web.enable-remote-write-receiver " +
+	"(kube-prometheus-stack: prometheus.prometheusSpec.enableRemoteWriteReceiver: true), " +
+	"or point the remote-write URL at a receiver (Mimir, Thanos Receive, VictoriaMetrics)")
+
+// receiverDisabled reports whether a remote-write answer is Prometheus'
+// "receiver not enabled" (2.x names --enable-feature=remote-write-receiver,
+// 3.x --web.enable-remote-write-receiver).
+func receiverDisabled(status int, err error) bool {
+	return status == http.StatusNotFound && err != nil &&
+		strings.Contains(err.Error(), "remote write receiver needs to be enabled")
+}
 
 // StatusError records the HTTP status code of the response a query failed
 // with. It wraps the error client_golang returned (a *v1.Error), so

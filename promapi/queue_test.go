@@ -366,28 +366,33 @@ func metricValue(t *testing.T, reg *prometheus.Registry, name, reason string) fl
 
 func TestWriteErrorRetryAfter(t *testing.T) {
 	t.Parallel()
+	// The writer measures an HTTP-date Retry-After against its clock, fixed
+	// here, so the wait it computes does not depend on how long the test
+	// takes to run.
+	now := time.Date(2030, 1, 2, 3, 4, 5, 0, time.UTC)
 	for _, tc := range []struct {
-		header   string
-		min, max time.Duration
+		name, header string
+		want         time.Duration
 	}{
-		{"7", 7 * time.Second, 7 * time.Second},
-		{time.Now().Add(30 * time.Second).UTC().Format(http.TimeFormat), 25 * time.Second, 31 * time.Second},
-		{"-5", 0, 0},
-		{"soon", 0, 0},
-		{"", 0, 0},
+		{"seconds", "7", 7 * time.Second},
+		{"HTTP-date", now.Add(30 * time.Second).Format(http.TimeFormat), 30 * time.Second},
+		{"HTTP-date in the past", now.Add(-time.Minute).Format(http.TimeFormat), 0},
+		{"negative", "-5", 0},
+		{"invalid", "soon", 0},
+		{"none", "", 0},
 	} {
-		t.Run(tc.header, func(t *testing.T) {
+		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
 			var h http.Header
 			if tc.header != "" {
 				h = http.Header{"Retry-After": {tc.header}}
 			}
 			url, _ := countingServer(t, http.StatusTooManyRequests, h)
-			w := newWriter(t, promapi.WriterConfig{URL: url, MaxRetries: -1})
+			w := newWriter(t, promapi.WriterConfig{URL: url, MaxRetries: -1, Now: func() time.Time { return now }})
 			_, err := w.Write(t.Context(), cycleBatch(time.Now(), 0))
 			we, ok := errors.AsType[*promapi.WriteError](err)
-			if !ok || !we.Retryable || we.RetryAfter < tc.min || we.RetryAfter > tc.max {
-				t.Fatalf("got %#v, want a retryable error asking to wait [%s, %s]", err, tc.min, tc.max)
+			if !ok || !we.Retryable || we.RetryAfter != tc.want {
+				t.Fatalf("Retry-After %q: got %#v, want a retryable error asking to wait %s", tc.header, err, tc.want)
 			}
 		})
 	}

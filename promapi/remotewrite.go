@@ -86,6 +86,9 @@ type WriterConfig struct {
 	// shard sends its requests one after the other, as Prometheus' queue
 	// manager does. 0 means DefaultShards.
 	Shards int
+	// Now is the clock a Retry-After given as an HTTP date is measured
+	// against. Default time.Now.
+	Now func() time.Time
 }
 
 // Sample is one sample of one series. For Write the labels must include a
@@ -128,6 +131,7 @@ type Writer struct {
 	validation model.ValidationScheme
 	maxSeries  int // per request; 0: no limit
 	shards     int
+	now        func() time.Time
 }
 
 // NewWriter returns a Writer for cfg with defaults filled in.
@@ -178,6 +182,9 @@ func NewWriter(cfg WriterConfig) (*Writer, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = log.NewNopLogger()
 	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
 	switch {
 	case cfg.MaxSeriesPerRequest == 0:
 		cfg.MaxSeriesPerRequest = DefaultMaxSeriesPerRequest
@@ -213,6 +220,7 @@ func NewWriter(cfg WriterConfig) (*Writer, error) {
 		validation: cfg.NameValidation,
 		maxSeries:  cfg.MaxSeriesPerRequest,
 		shards:     cfg.Shards,
+		now:        cfg.Now,
 	}, nil
 }
 
@@ -287,12 +295,17 @@ func (w *Writer) send(ctx, parent context.Context, series []*seriesSamples, n in
 		default:
 			retryable = true // no response: connection error
 		}
+		err = trimmedError{err}
+		if receiverDisabled(status, err) {
+			// Prometheus' own hint names a flag that newer versions lack.
+			err = fmt.Errorf("HTTP status %d: %w", status, ErrReceiverDisabled)
+		}
 		return stats, &WriteError{
 			StatusCode: status,
 			Retryable:  retryable,
 			Attempts:   attempts,
-			RetryAfter: ex.lastRetryAfter(time.Now()),
-			Err:        fmt.Errorf("post %s: %w", w.url, trimmedError{err}),
+			RetryAfter: ex.lastRetryAfter(w.now()),
+			Err:        fmt.Errorf("post %s: %w", w.url, err),
 		}
 	}
 	return stats, nil

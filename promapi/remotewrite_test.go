@@ -156,6 +156,30 @@ func TestWriteProtocolV2AgainstPrometheus2(t *testing.T) {
 	}
 }
 
+// TestWriteReceiverDisabled writes to a Prometheus started without its
+// remote-write receiver: the error names the flag that turns it on in the
+// versions people run (Prometheus' own 404 message names a flag only old
+// versions had) and kube-prometheus-stack's value for it.
+func TestWriteReceiverDisabled(t *testing.T) {
+	t.Parallel()
+	srv := promtest.StartT(t, promtest.Options{NoRemoteWriteReceiver: true})
+	w := newWriter(t, promapi.WriterConfig{URL: srv.RemoteWriteURL()})
+	_, err := w.Write(t.Context(), cycleBatch(time.Now(), 0))
+	we, ok := errors.AsType[*promapi.WriteError](err)
+	if !ok || we.StatusCode != http.StatusNotFound || we.Retryable || !errors.Is(err, promapi.ErrReceiverDisabled) {
+		t.Fatalf("got %#v, want a non-retryable 404 WriteError wrapping ErrReceiverDisabled", err)
+	}
+	msg := err.Error()
+	for _, want := range []string{srv.RemoteWriteURL(), "--web.enable-remote-write-receiver", "prometheus.prometheusSpec.enableRemoteWriteReceiver: true"} {
+		if !strings.Contains(msg, want) {
+			t.Errorf("error %q does not name %q", msg, want)
+		}
+	}
+	if strings.Contains(msg, "--enable-feature") {
+		t.Errorf("error %q passes on the outdated --enable-feature hint", msg)
+	}
+}
+
 // countingServer answers every request with status and counts them. A real
 // Prometheus cannot be made to answer 500 or 429 on demand.
 func countingServer(t *testing.T, status int, header http.Header) (url string, requests *atomic.Int32) {

@@ -6,20 +6,17 @@ import (
 	"os/exec"
 	"path/filepath"
 	"testing"
+
+	"github.com/kedastral/kedastral/test/prereq"
 )
 
 // TestGenerated regenerates the Go code into a temporary directory and fails
 // if it differs from the committed files, so `make proto` was not forgotten.
 func TestGenerated(t *testing.T) {
-	if _, err := exec.LookPath("protoc"); err != nil {
-		if os.Getenv("CI") != "" {
-			t.Fatalf("protoc not on PATH (apt-get install protobuf-compiler): %v", err)
-		}
-		t.Skipf("protoc not on PATH: %v", err)
-	}
 	if testing.Short() {
-		t.Skip("builds protoc-gen-go and protoc-gen-go-grpc")
+		t.Skip("builds protoc-gen-go and protoc-gen-go-grpc; make test runs it")
 	}
+	prereq.Program(t, "protoc")
 	dir := t.TempDir()
 	out, err := exec.Command("./generate.sh", dir).CombinedOutput()
 	if err != nil {

@@ -103,6 +103,7 @@ func (c *BacktestCmd) Run() error {
 	var h model.History
 	var labelsOf labels.Labels
 	var many []backtest.Series
+	var offset time.Duration
 	if c.Prometheus.URL != "" {
 		series, err := c.queryHistory(ctx, p)
 		if err != nil {
@@ -125,7 +126,7 @@ func (c *BacktestCmd) Run() error {
 			return fmt.Errorf("the trace's step is %s but the policy's spec.step is %s; set spec.step: %s",
 				prommodel.Duration(ts), p.Spec.Step, prommodel.Duration(ts))
 		}
-		points, _ = trace.Align(points, step)
+		points, offset = trace.Align(points, step)
 		if h, err = trace.Regular(points, step); err != nil {
 			return fmt.Errorf("trace %s: %w", c.Trace, err)
 		}
@@ -134,7 +135,7 @@ func (c *BacktestCmd) Run() error {
 	opts := backtest.Options{
 		Policy: p, Trace: h,
 		Warmup: time.Duration(c.Warmup), PodStartup: time.Duration(c.PodStartup),
-		Tolerance: -1, ScaleDownStabilization: -1, Labels: labelsOf,
+		Tolerance: -1, ScaleDownStabilization: -1, Labels: labelsOf, Offset: offset,
 	}
 	if c.Tolerance != nil {
 		opts.Tolerance = *c.Tolerance

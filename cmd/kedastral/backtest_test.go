@@ -39,7 +39,7 @@ func TestBacktestOutputs(t *testing.T) {
 	})
 	t.Run("csv", func(t *testing.T) {
 		file := filepath.Join(dir, "out.csv")
-		if out, code := kedastral(t, "backtest", "--policy", btPolicy, "--trace", btTrace, "--output", "csv", "--out", file); code != 0 || out != "" {
+		if out, code := kedastral(t, "backtest", "--no-progress", "--policy", btPolicy, "--trace", btTrace, "--output", "csv", "--out", file); code != 0 || out != "" {
 			t.Fatalf("exit %d, output %q", code, out)
 		}
 		f, err := os.Open(file)
@@ -79,7 +79,7 @@ func TestBacktestOutputs(t *testing.T) {
 		}
 	})
 	t.Run("curve", func(t *testing.T) {
-		out, code := kedastral(t, "backtest", "--policy", btPolicy, "--trace", btTrace, "--quantiles", "0.5,0.9", "--output", "json")
+		out, code := kedastral(t, "backtest", "--no-progress", "--policy", btPolicy, "--trace", btTrace, "--quantiles", "0.5,0.9", "--output", "json")
 		if code != 0 {
 			t.Fatalf("exit %d:\n%s", code, out)
 		}
@@ -217,12 +217,12 @@ func TestBacktestFromPrometheus(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	fromFile, code := kedastral(t, "backtest", "--policy", policyFile, "--trace", trace, "--output", "csv")
+	fromFile, code := kedastral(t, "backtest", "--no-progress", "--policy", policyFile, "--trace", trace, "--output", "csv")
 	if code != 0 {
 		t.Fatal(fromFile)
 	}
 	first, last := series.Points[0].T/1000, series.Points[len(series.Points)-1].T/1000
-	fromProm, code := kedastral(t, "backtest", "--policy", policyFile, "--prometheus.url", prom.URL(), "--output", "csv",
+	fromProm, code := kedastral(t, "backtest", "--no-progress", "--policy", policyFile, "--prometheus.url", prom.URL(), "--output", "csv",
 		"--start", strconv.FormatInt(first, 10), "--end", strconv.FormatInt(last, 10))
 	if code != 0 {
 		t.Fatal(fromProm)
@@ -316,5 +316,72 @@ func TestBacktestHTTPConfigFile(t *testing.T) {
 	out, code = kedastral(t, append(args, "--prometheus.http-config-file", httpCfg)...)
 	if code != 0 || !strings.Contains(out, "scaling outcome") || strings.Contains(out, authPassword) {
 		t.Errorf("with credentials: exit %d, %s", code, out)
+	}
+}
+
+// TestBacktestCSVKeepsTraceTimestamps backtests a 5-minute trace recorded on
+// a clock that is not aligned to the step (every 5 minutes from :03): the
+// replay runs on the step's grid, and the csv shows the trace's own
+// timestamps, each row next to the value the trace has at that time.
+func TestBacktestCSVKeepsTraceTimestamps(t *testing.T) {
+	dir := t.TempDir()
+	start := time.Date(2026, 3, 1, 0, 3, 0, 0, time.UTC)
+	var b strings.Builder
+	b.WriteString("timestamp,value\n")
+	const n = 3 * 24 * 12 // three days
+	want := map[int64]float64{}
+	for i := range n {
+		ts := start.Add(time.Duration(i) * 5 * time.Minute)
+		v := math.Round(100 + 50*math.Sin(2*math.Pi*float64(i)/(24*12)) + float64(i%7))
+		want[ts.Unix()] = v
+		fmt.Fprintf(&b, "%d,%v\n", ts.Unix(), v)
+	}
+	tracePath := filepath.Join(dir, "at03.csv")
+	policyPath := filepath.Join(dir, "p.yaml")
+	if err := os.WriteFile(tracePath, []byte(b.String()), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(policyPath, []byte(`apiVersion: kedastral.io/v1alpha1
+kind: ForecastPolicy
+metadata: {name: at03}
+spec:
+  targetRef: {name: api}
+  step: 5m
+  lookback: 1d
+  horizon: 15m
+  leadTime: 5m
+  capacity: {targetPerPod: 20, max: 50}
+  model: {type: seasonal}
+  sources: [{name: rps, query: 'sum(rate(x[5m]))'}]
+`), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	out, code := kedastral(t, "backtest", "--no-progress", "--policy", policyPath, "--trace", tracePath, "--output", "csv")
+	if code != 0 {
+		t.Fatalf("exit %d:\n%s", code, out)
+	}
+	recs, err := csv.NewReader(strings.NewReader(out)).ReadAll()
+	if err != nil {
+		t.Fatal(err)
+	}
+	rows := recs[1:]
+	if len(rows) != n {
+		t.Fatalf("%d rows, want one per trace row (%d)", len(rows), n)
+	}
+	if rows[0][0] != strconv.FormatInt(start.Unix(), 10) {
+		t.Errorf("first row at %s, want the trace's first timestamp %d (%s)", rows[0][0], start.Unix(), start.Format(time.RFC3339))
+	}
+	for i, r := range rows {
+		ts, err := strconv.ParseInt(r[0], 10, 64)
+		if err != nil {
+			t.Fatalf("row %d: %v", i, err)
+		}
+		v, ok := want[ts]
+		if !ok {
+			t.Fatalf("row %d at %s: not a timestamp of the trace", i, time.Unix(ts, 0).UTC().Format(time.RFC3339))
+		}
+		if got, err := strconv.ParseFloat(r[1], 64); err != nil || got != v {
+			t.Fatalf("row %d at %s: observed %q, the trace has %v", i, time.Unix(ts, 0).UTC().Format(time.RFC3339), r[1], v)
+		}
 	}
 }

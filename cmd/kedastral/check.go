@@ -43,6 +43,13 @@ func (c *CheckConfigCmd) Run() error {
 			fmt.Println()
 			continue
 		}
+		if len(set.Policies)+len(set.DataSources) == 0 {
+			// An empty file is most likely the wrong file, or a template
+			// that rendered nothing: a forecaster given it runs nothing.
+			failed++
+			fmt.Printf("  FAILED: no ForecastPolicy or DataSource objects in %s\n\n", f)
+			continue
+		}
 		fmt.Printf("  SUCCESS: %d ForecastPolicy, %d DataSource found\n\n", len(set.Policies), len(set.DataSources))
 	}
 	if failed > 0 && c.Together {

@@ -285,6 +285,9 @@ func (c *ForecasterCmd) Run(logger log.Logger) error {
 			}
 		}
 		level.Info(logger).Log("msg", "configuration loaded", "file", c.ConfigFile, "policies", len(set.Policies), "invalid", len(errs))
+		if len(set.Policies) == 0 {
+			level.Warn(logger).Log("msg", "no policy to run: the configuration file holds no valid ForecastPolicy, so nothing is forecast", "file", c.ConfigFile)
+		}
 		if len(errs) > 0 {
 			return fmt.Errorf("%d invalid object(s) in %s, see the log", len(errs), c.ConfigFile)
 		}
@@ -380,7 +383,7 @@ func (c *ForecasterCmd) Run(logger log.Logger) error {
 			}
 			fmt.Fprintln(w, "configuration reloaded")
 		})
-		mux.Handle("/", mgr.StatusHandler(version.Version))
+		mux.Handle("/", mgr.StatusHandler(versionLine()))
 		addWebServer(&g, logger, webLis, mux, c.Web.ConfigFile)
 	}
 	return g.Run()

@@ -146,6 +146,42 @@ func TestForecasterBinary(t *testing.T) {
 	}
 }
 
+// TestForecasterNoPolicy starts the forecaster on a file without objects:
+// it runs, and says at start and on its status page that it runs no policy.
+func TestForecasterNoPolicy(t *testing.T) {
+	cfg := filepath.Join(t.TempDir(), "policies.yaml")
+	if err := os.WriteFile(cfg, []byte("# no policies yet\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	web := testutil.FreeAddr(t)
+	fc := testutil.Start(t, testutil.ProcOptions{Name: "forecaster", CleanExit: true}, testutil.Kedastral(t),
+		"forecaster", "--config.file="+cfg, "--prometheus.url=http://"+testutil.FreeAddr(t), "--web.listen-address="+web)
+	base := "http://" + web
+	page := testutil.Eventually(t, 30*time.Second, "the status page", func() (string, bool) {
+		code, body := get(t, base+"/")
+		return body, code == 200
+	})
+	if !strings.Contains(page, `<p class="warn">No policy is running`) {
+		t.Errorf("status page does not warn that no policy runs:\n%s", page)
+	}
+	_, body := get(t, base+"/api/v1/policies")
+	var st struct {
+		Data     []any
+		Warnings []string
+	}
+	if err := json.Unmarshal([]byte(body), &st); err != nil || len(st.Data) != 0 || len(st.Warnings) != 1 || !strings.HasPrefix(st.Warnings[0], "No policy is running") {
+		t.Errorf("/api/v1/policies: %s", body)
+	}
+	warned := false
+	for line := range strings.Lines(fc.Logs.String()) {
+		warned = warned || strings.HasPrefix(line, "level=warn ") && strings.Contains(line, "file="+cfg) &&
+			strings.Contains(line, `msg="no policy to run: the configuration file holds no valid ForecastPolicy, so nothing is forecast"`)
+	}
+	if !warned {
+		t.Errorf("no warning in the log that no policy runs:\n%s", fc.Logs.String())
+	}
+}
+
 // TestForecasterBadStart checks that a forecaster with nothing valid to run
 // says why and exits non-zero.
 func TestForecasterBadStart(t *testing.T) {

@@ -6,8 +6,11 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime/debug"
 	"strings"
 	"testing"
+
+	"github.com/prometheus/common/version"
 
 	"github.com/kedastral/kedastral/test/testutil"
 )
@@ -76,7 +79,8 @@ func TestHelp(t *testing.T) {
 
 func TestVersion(t *testing.T) {
 	out, code := kedastral(t, "version")
-	if code != 0 || !strings.HasPrefix(out, "kedastral, version ") {
+	// Built with go build, without the Makefile's ldflags.
+	if code != 0 || !strings.HasPrefix(out, "kedastral, version devel ") {
 		t.Fatalf("exit %d, output %q", code, out)
 	}
 }
@@ -126,6 +130,21 @@ spec:
   sources: [{name: rps, query: 'sum(rate(x[1m])'}]
 `)
 
+	twoErrors := write("two-errors.yaml", `apiVersion: kedastral.io/v1alpha1
+kind: ForecastPolicy
+metadata: {name: checkout}
+spec:
+  targetRef: {name: checkout}
+  horizon: 30m
+  leadTime: 5m
+  capacity: {targetPerPod: 10, max: 5}
+  model: {type: baseline, quantile: 1.5}
+  sources:
+    - name: rps
+      query: 'sum(rate(x[1m])'
+`)
+	empty := write("empty.yaml", "# policies go here\n---\n")
+
 	example := func(name string) string {
 		p, err := filepath.Abs(filepath.Join("..", "..", "deploy", "examples", name))
 		if err != nil {
@@ -141,24 +160,31 @@ spec:
 	}{
 		{"seed example", []string{seed}, 0, []string{"SUCCESS: 1 ForecastPolicy, 0 DataSource found"}},
 		{"bad policy named", []string{bad}, 1, []string{
-			`bad.yaml:11: ForecastPolicy "broken": spec.sources[0].query: invalid PromQL "sum(rate(x[1m])"`,
+			`bad.yaml:19:25: ForecastPolicy "broken": spec.sources[0].query: invalid PromQL "sum(rate(x[1m])"`,
 			"valid: 1 ForecastPolicy",
 			"1 of 1 file(s) failed the check",
 		}},
+		{"every error of an object, each at its field", []string{twoErrors}, 1, []string{
+			"FAILED: 2 error(s):\n" +
+				"    " + twoErrors + `:9:27: ForecastPolicy "checkout": spec.model.quantile: must be in (0, 1), got 1.5` + "\n" +
+				"    " + twoErrors + `:12:7: ForecastPolicy "checkout": spec.sources[0].query: invalid PromQL "sum(rate(x[1m])": 1:16: parse error: unclosed left parenthesis` + "\n",
+		}},
+		{"empty file", []string{empty}, 1, []string{"FAILED: no ForecastPolicy or DataSource objects in " + empty, "1 of 1 file(s) failed the check"}},
+		{"empty and together", []string{"--together", empty}, 1, []string{"FAILED: no ForecastPolicy or DataSource objects in " + empty}},
 		{"one bad of two", []string{seed, bad}, 1, []string{"SUCCESS", "FAILED", "1 of 2 file(s) failed"}},
 		{"missing file", []string{filepath.Join(dir, "nope.yaml")}, 1, []string{"nope.yaml", "no such file"}},
 		// The examples keep the DataSource apart from the policy that
 		// uses it, as kubectl applies them: each on its own fails,
 		// together they pass.
 		{"data source in another file", []string{example("checkout-forecast-policy.yaml")}, 1, []string{
-			`checkout-forecast-policy.yaml:7: ForecastPolicy "checkout": spec.dataSourceRef.name: no valid DataSource named "prometheus"`,
+			`checkout-forecast-policy.yaml:49:5: ForecastPolicy "checkout": spec.dataSourceRef.name: no valid DataSource named "prometheus"`,
 		}},
 		{"together", []string{"--together", example("prometheus-datasource.yaml"), example("checkout-forecast-policy.yaml")}, 0, []string{
 			"Checking " + example("prometheus-datasource.yaml") + ", " + example("checkout-forecast-policy.yaml"),
 			"SUCCESS: 1 ForecastPolicy, 1 DataSource found",
 		}},
 		{"together, a bad one", []string{"--together", example("prometheus-datasource.yaml"), example("checkout-forecast-policy.yaml"), bad}, 1, []string{
-			`bad.yaml:11: ForecastPolicy "broken"`, "valid: 2 ForecastPolicy, 1 DataSource", "the 3 file(s) failed the check together",
+			`bad.yaml:19:25: ForecastPolicy "broken"`, "valid: 2 ForecastPolicy, 1 DataSource", "the 3 file(s) failed the check together",
 		}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -170,6 +196,28 @@ spec:
 				if !strings.Contains(out, w) {
 					t.Errorf("output lacks %q:\n%s", w, out)
 				}
+			}
+		})
+	}
+}
+
+func TestFillVersion(t *testing.T) {
+	saved := version.Version
+	t.Cleanup(func() { version.Version = saved })
+	for _, tc := range []struct {
+		name, ldflags, module, want string
+	}{
+		{"set by the Makefile", "0.3.0", "v0.2.0", "0.3.0"},
+		{"go install of a tagged module", "", "v0.2.0", "v0.2.0"},
+		{"go build in the repository", "", "(devel)", "devel"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			version.Version = tc.ldflags
+			fillVersion(func() (*debug.BuildInfo, bool) {
+				return &debug.BuildInfo{Main: debug.Module{Path: "github.com/kedastral/kedastral", Version: tc.module}}, true
+			})
+			if version.Version != tc.want {
+				t.Errorf("version %q, want %q", version.Version, tc.want)
 			}
 		})
 	}

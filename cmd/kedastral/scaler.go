@@ -104,6 +104,9 @@ func (c *ScalerCmd) run(ctx context.Context, logger log.Logger, ready func(grpcA
 		return fmt.Errorf("--prometheus.url: %w", err)
 	}
 	defer client.Close()
+	promURL := policy.RedactURL(c.Prometheus.URL)
+	level.Info(logger).Log("msg", "reading forecasts from Prometheus", "url", promURL)
+	go probePrometheus(ctx, logger, client, promURL, c.Prometheus.Timeout)
 
 	opts := scaler.Options{
 		Querier:              client,
@@ -139,6 +142,7 @@ func (c *ScalerCmd) run(ctx context.Context, logger log.Logger, ready func(grpcA
 	}
 	mux := http.NewServeMux()
 	mux.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg}))
+	mux.Handle("/", srv.StatusHandler(versionLine(), promURL))
 	mux.HandleFunc("/-/healthy", func(w http.ResponseWriter, _ *http.Request) {
 		fmt.Fprintln(w, "Kedastral scaler is Healthy.")
 	})
@@ -161,4 +165,24 @@ func (c *ScalerCmd) run(ctx context.Context, logger log.Logger, ready func(grpcA
 		}, func(error) { cancel() })
 	}
 	return g.Run()
+}
+
+// probePrometheus makes the scaler's first query at start, so that a wrong
+// --prometheus.url (its default is localhost:9090) shows in the log at once
+// rather than at KEDA's first call; it also says when Prometheus holds no
+// forecast yet.
+func probePrometheus(ctx context.Context, logger log.Logger, client *promapi.Client, url string, timeout time.Duration) {
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	q := "count(" + scaler.DesiredReplicasMetric + ")"
+	res, err := client.Query(ctx, q, time.Now())
+	switch {
+	case errors.Is(err, context.Canceled):
+	case err != nil:
+		level.Warn(logger).Log("msg", "the first query to Prometheus failed: is --prometheus.url right?", "url", url, "query", q, "err", err)
+	case len(res) == 0:
+		level.Warn(logger).Log("msg", "Prometheus holds no forecast yet: is the forecaster running and writing to it?", "url", url, "query", q)
+	default:
+		level.Info(logger).Log("msg", "Prometheus answered", "url", url, "forecast_series", res[0].V)
+	}
 }

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"io"
 	"net"
 	"net/http"
@@ -18,6 +19,7 @@ import (
 	"github.com/kedastral/kedastral/promapi"
 	"github.com/kedastral/kedastral/promapi/promtest"
 	pb "github.com/kedastral/kedastral/proto"
+	"github.com/kedastral/kedastral/test/testutil"
 )
 
 // parseScaler parses `scaler args...` into a ScalerCmd, with kong's
@@ -80,15 +82,18 @@ func TestScalerRun(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	c, err := parseScaler(t, "--prometheus.url="+prom.URL(), "--grpc.listen-address=127.0.0.1:0", "--web.listen-address=127.0.0.1:0")
+	// The URL carries credentials that the log and the page must not show.
+	promURL := strings.Replace(prom.URL(), "http://", "http://u:s3cret@", 1)
+	c, err := parseScaler(t, "--prometheus.url="+promURL, "--grpc.listen-address=127.0.0.1:0", "--web.listen-address=127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
 	runCtx, stop := context.WithCancel(ctx)
 	addrs := make(chan [2]net.Addr, 1)
 	done := make(chan error, 1)
+	var logs testutil.Buffer
 	go func() {
-		done <- c.run(runCtx, log.NewNopLogger(), func(g, w net.Addr) { addrs <- [2]net.Addr{g, w} })
+		done <- c.run(runCtx, log.NewLogfmtLogger(&logs), func(g, w net.Addr) { addrs <- [2]net.Addr{g, w} })
 	}()
 	var a [2]net.Addr
 	select {
@@ -105,10 +110,56 @@ func TestScalerRun(t *testing.T) {
 	}
 	defer conn.Close()
 	resp, err := pb.NewExternalScalerClient(conn).GetMetrics(ctx, &pb.GetMetricsRequest{
-		ScaledObjectRef: &pb.ScaledObjectRef{ScalerMetadata: map[string]string{"policy": "api"}},
+		ScaledObjectRef: &pb.ScaledObjectRef{Name: "api-so", ScalerMetadata: map[string]string{"policy": "api"}},
 	})
 	if err != nil || resp.MetricValues[0].MetricValue != 5 || resp.MetricValues[0].MetricValueFloat != 5 {
 		t.Fatalf("GetMetrics: %v, %v", resp, err)
+	}
+	// A policy nobody forecast: no answer, and the page says so.
+	if _, err := pb.NewExternalScalerClient(conn).GetMetrics(ctx, &pb.GetMetricsRequest{
+		ScaledObjectRef: &pb.ScaledObjectRef{Name: "orders", Namespace: "shop", ScalerMetadata: map[string]string{"policy": "orders"}},
+	}); err == nil {
+		t.Fatal("GetMetrics of a policy without forecast answered")
+	}
+
+	redacted := strings.Replace(prom.URL(), "http://", "http://u:xxxxx@", 1)
+	testutil.Eventually(t, 10*time.Second, "the start and the first query in the log", func() (string, bool) {
+		l := logs.String()
+		return l, strings.Contains(l, `msg="reading forecasts from Prometheus" url=`+redacted) &&
+			strings.Contains(l, `msg="Prometheus answered" url=`+redacted+" forecast_series=1")
+	})
+	if strings.Contains(logs.String(), "s3cret") {
+		t.Errorf("the log shows the password:\n%s", logs.String())
+	}
+
+	_, page := get(t, "http://"+a[1].String()+"/")
+	for _, want := range []string{"reads <code>" + redacted + "</code>", "Policies asked about: <code>api</code>, <code>shop/orders</code>",
+		"<td>api-so</td><td>api</td>", "<td>GetMetrics, ", "<td>5</td>", "<td>forecast</td>",
+		"<td>shop/orders</td><td>shop/orders</td>", `error: Unavailable: no kedastral_desired_replicas sample for kedastral_desired_replicas{policy=&#34;orders&#34;}`, "(KEDA's fallback applies)", "<td>none</td>"} {
+		if !strings.Contains(page, want) {
+			t.Errorf("status page lacks %q:\n%s", want, page)
+		}
+	}
+	if strings.Contains(page, "s3cret") || strings.Contains(page, "<script src") || strings.Contains(page, "<link") {
+		t.Errorf("status page shows the password or loads something:\n%s", page)
+	}
+	_, js := get(t, "http://"+a[1].String()+"/api/v1/scaledobjects")
+	var st struct {
+		Status string
+		Data   []struct {
+			ScaledObject, Namespace, Policy, Source string
+			Replicas                                float64
+			ForecastAgeSeconds                      *float64
+		}
+	}
+	if err := json.Unmarshal([]byte(js), &st); err != nil || st.Status != "success" || len(st.Data) != 2 {
+		t.Fatalf("/api/v1/scaledobjects: %v\n%s", err, js)
+	}
+	if d := st.Data[0]; d.ScaledObject != "api-so" || d.Policy != "api" || d.Source != "forecast" || d.Replicas != 5 || d.ForecastAgeSeconds == nil || *d.ForecastAgeSeconds > 60 {
+		t.Errorf("first answer %+v", d)
+	}
+	if d := st.Data[1]; d.ScaledObject != "orders" || d.Namespace != "shop" || d.Source != "error" || d.ForecastAgeSeconds != nil {
+		t.Errorf("second answer %+v", d)
 	}
 
 	hresp, err := http.Get("http://" + a[1].String() + "/metrics")
@@ -119,8 +170,8 @@ func TestScalerRun(t *testing.T) {
 	hresp.Body.Close()
 	for _, want := range []string{
 		`kedastral_scaler_requests_total{code="OK",method="GetMetrics"} 1`,
-		`kedastral_scaler_desired_replicas{metric="kedastral-api-`, // no namespace in the request: policy_namespace=""
-		`kedastral_scaler_prometheus_queries_total{kind="forecast"} 1`,
+		`kedastral_scaler_desired_replicas{metric="kedastral-api-`,     // no namespace in the request: policy_namespace=""
+		`kedastral_scaler_prometheus_queries_total{kind="forecast"} 2`, // one a policy
 	} {
 		if !strings.Contains(string(body), want) {
 			t.Errorf("/metrics lacks %s", want)
@@ -133,6 +184,31 @@ func TestScalerRun(t *testing.T) {
 		if err != nil {
 			t.Fatalf("run: %v", err)
 		}
+	case <-time.After(15 * time.Second):
+		t.Fatal("scaler did not stop")
+	}
+}
+
+// TestScalerFirstQueryFails starts the scaler against a port where no
+// Prometheus listens: the log says so at once, before KEDA calls.
+func TestScalerFirstQueryFails(t *testing.T) {
+	url := "http://" + testutil.FreeAddr(t)
+	c, err := parseScaler(t, "--prometheus.url="+url, "--prometheus.timeout=2s", "--grpc.listen-address=127.0.0.1:0", "--web.listen-address=127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, stop := context.WithTimeout(context.Background(), 30*time.Second)
+	defer stop()
+	var logs testutil.Buffer
+	done := make(chan error, 1)
+	go func() { done <- c.run(ctx, log.NewLogfmtLogger(&logs), nil) }()
+	testutil.Eventually(t, 10*time.Second, "a warning that the first query failed", func() (string, bool) {
+		l := logs.String()
+		return l, strings.Contains(l, `level=warn msg="the first query to Prometheus failed: is --prometheus.url right?" url=`+url)
+	})
+	stop()
+	select {
+	case <-done:
 	case <-time.After(15 * time.Second):
 		t.Fatal("scaler did not stop")
 	}

@@ -29,6 +29,17 @@ type chartCase struct {
 var chartCases = []chartCase{
 	{name: "default"},
 	{name: "all-values", values: []string{"ci/all-values.yaml"}},
+	// The install next to kube-prometheus-stack and KEDA (an absolute path:
+	// TestChartNotes renders a copy of the chart elsewhere).
+	{name: "kube-prometheus-stack", values: []string{absPath(filepath.Join(examplesDir, "values-kube-prometheus-stack.yaml"))}},
+}
+
+func absPath(p string) string {
+	a, err := filepath.Abs(p)
+	if err != nil {
+		panic(err)
+	}
+	return a
 }
 
 // render runs helm template like `helm install kedastral -n kedastral` would,
@@ -215,6 +226,7 @@ func TestChartWorkloads(t *testing.T) {
 			if !pdb {
 				t.Error("no PodDisruptionBudget for the scaler")
 			}
+			checkStore(t, objs)
 			if c.name == "default" {
 				args := containerArgs(names["kedastral-forecaster"])
 				if !slices.Contains(args, "--prometheus.url=http://kube-prometheus-stack-prometheus.monitoring:9090") {

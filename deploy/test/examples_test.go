@@ -11,10 +11,24 @@ import (
 	"github.com/kedastral/kedastral/engine/scaler"
 )
 
-// TestExamplesKubeconform validates every example against the Kubernetes,
-// KEDA and Kedastral schemas.
+// manifests are the examples that are manifests: all but the Helm values
+// files (values-*.yaml, tested as chart cases).
+func manifests(t *testing.T) []string {
+	t.Helper()
+	all, _ := filepath.Glob(filepath.Join(examplesDir, "*.yaml"))
+	var files []string
+	for _, f := range all {
+		if !strings.HasPrefix(filepath.Base(f), "values-") {
+			files = append(files, f)
+		}
+	}
+	return files
+}
+
+// TestExamplesKubeconform validates every example manifest against the
+// Kubernetes, KEDA and Kedastral schemas.
 func TestExamplesKubeconform(t *testing.T) {
-	files, _ := filepath.Glob(filepath.Join(examplesDir, "*.yaml"))
+	files := manifests(t)
 	if len(files) == 0 {
 		t.Fatal("no examples")
 	}
@@ -26,7 +40,7 @@ func TestExamplesKubeconform(t *testing.T) {
 // policy and points at the chart's scaler Service; there is a hybrid example
 // (external + reactive prometheus trigger) and an external-push one.
 func TestScaledObjectExamples(t *testing.T) {
-	files, _ := filepath.Glob(filepath.Join(examplesDir, "*.yaml"))
+	files := manifests(t)
 	policies := map[string]bool{}
 	var scaledObjects []object
 	for _, f := range files {

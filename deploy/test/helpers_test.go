@@ -15,6 +15,7 @@ import (
 	"sigs.k8s.io/yaml"
 
 	"github.com/kedastral/kedastral/deploy/test/kubeschema"
+	"github.com/kedastral/kedastral/test/prereq"
 )
 
 var update = flag.Bool("update", false, "Rewrite the golden files (CRDs, values schema, rendered chart, kustomize base) instead of comparing.")
@@ -45,36 +46,9 @@ func TestMain(m *testing.M) {
 	os.Exit(code)
 }
 
-// tool finds a command on PATH or in $(go env GOPATH)/bin. When it is missing
-// the test is skipped, unless CI is set: then it fails.
-func tool(t *testing.T, name, install string) string {
-	t.Helper()
-	if p, err := exec.LookPath(name); err == nil {
-		return p
-	}
-	if out, err := exec.Command("go", "env", "GOPATH").Output(); err == nil {
-		for _, dir := range filepath.SplitList(strings.TrimSpace(string(out))) {
-			p := filepath.Join(dir, "bin", name)
-			if _, err := os.Stat(p); err == nil {
-				return p
-			}
-		}
-	}
-	msg := fmt.Sprintf("%s not found on PATH or in $(go env GOPATH)/bin; install it with: %s", name, install)
-	if os.Getenv("CI") != "" {
-		t.Fatal(msg + " (CI is set, so this is an error)")
-	}
-	t.Skip(msg)
-	return ""
-}
+func helm(t *testing.T) string { return prereq.Program(t, "helm") }
 
-func helm(t *testing.T) string {
-	return tool(t, "helm", "go install helm.sh/helm/v3/cmd/helm@v3.22.0")
-}
-
-func kubeconformBin(t *testing.T) string {
-	return tool(t, "kubeconform", "go install github.com/yannh/kubeconform/cmd/kubeconform@v0.8.0")
-}
+func kubeconformBin(t *testing.T) string { return prereq.Program(t, "kubeconform") }
 
 // run runs a command and returns its standard output; on failure the error
 // holds standard error.
@@ -104,8 +78,8 @@ func schemas(t *testing.T) string {
 		schemasErr = kubeschema.Build(schemasDir, crds...)
 	})
 	if schemasErr != nil {
-		if os.Getenv("CI") == "" && strings.Contains(schemasErr.Error(), "go mod download") {
-			t.Skipf("schemas need the Go module proxy: %v", schemasErr)
+		if strings.Contains(schemasErr.Error(), "go mod download") {
+			prereq.Missing(t, fmt.Sprintf("the schemas' source modules (%v)", schemasErr))
 		}
 		t.Fatal(schemasErr)
 	}

@@ -122,12 +122,30 @@ func kustomizeBuild(t *testing.T, dir string) []byte {
 	return y
 }
 
-// TestKustomize builds the base and the example overlays, validates the
-// output with kubeconform and loads the example overlay's policy file with
-// `kedastral check config`; the kubernetes overlay's forecaster reads policies
-// from the cluster with the chart's RBAC bound to its service account.
+// kustomizeDirs are the base and every overlay.
+func kustomizeDirs(t *testing.T) []string {
+	t.Helper()
+	overlays, _ := filepath.Glob(filepath.Join(kustomize, "overlays", "*", "kustomization.yaml"))
+	if len(overlays) == 0 {
+		t.Fatal("no kustomize overlays")
+	}
+	dirs := []string{"base"}
+	for _, o := range overlays {
+		rel, _ := filepath.Rel(kustomize, filepath.Dir(o))
+		dirs = append(dirs, filepath.ToSlash(rel))
+	}
+	return dirs
+}
+
+// TestKustomize builds the base and every overlay as kustomize does,
+// validates the output with kubeconform, checks that the forecaster writes
+// into the store the forecaster and the scaler read, and that each overlay
+// puts everything in its namespace and has the monitoring component. An
+// overlay's forecaster either loads the overlay's policy file (checked with
+// `kedastral check config`) or reads policies from the cluster with the
+// chart's RBAC bound to its service account.
 func TestKustomize(t *testing.T) {
-	for _, dir := range []string{"base", "overlays/example", "overlays/kubernetes"} {
+	for _, dir := range kustomizeDirs(t) {
 		t.Run(dir, func(t *testing.T) {
 			out := kustomizeBuild(t, filepath.Join(kustomize, dir))
 			kubeconform(t, out, "-")
@@ -148,39 +166,46 @@ func TestKustomize(t *testing.T) {
 			if cm == nil {
 				t.Fatal("no hashed ConfigMap kedastral-config-*")
 			}
-			for _, d := range find(objs, "Deployment") {
-				if d.name() != "kedastral-forecaster" {
-					continue
-				}
-				vols, _ := d.path("spec", "template", "spec", "volumes").([]any)
-				var ref string
-				for _, v := range vols {
-					cmv, _ := v.(map[string]any)["configMap"].(map[string]any)
-					if name, _ := cmv["name"].(string); name != "" {
-						ref = name
-					}
-				}
-				if ref != cm.name() {
-					t.Errorf("forecaster mounts ConfigMap %q, the build has %q", ref, cm.name())
+			fc := forecaster(t, objs)
+			vols, _ := fc.path("spec", "template", "spec", "volumes").([]any)
+			var ref string
+			for _, v := range vols {
+				cmv, _ := v.(map[string]any)["configMap"].(map[string]any)
+				if name, _ := cmv["name"].(string); name != "" {
+					ref = name
 				}
 			}
+			if ref != cm.name() {
+				t.Errorf("forecaster mounts ConfigMap %q, the build has %q", ref, cm.name())
+			}
+			checkStore(t, objs)
 			if dir == "base" {
 				return
 			}
-			if dir == "overlays/kubernetes" {
-				checkKubernetesSource(t, objs)
-				return
+			var k struct {
+				Namespace string `json:"namespace"`
+			}
+			b, err := os.ReadFile(filepath.Join(kustomize, dir, "kustomization.yaml"))
+			if err == nil {
+				err = yaml.Unmarshal(b, &k)
+			}
+			if err != nil || k.Namespace == "" {
+				t.Fatalf("%s/kustomization.yaml sets no namespace (%v)", dir, err)
 			}
 			for _, o := range objs {
 				md := o["metadata"].(map[string]any)
-				if o.kind() != "CustomResourceDefinition" && o.kind() != "Namespace" && md["namespace"] != "kedastral" {
-					t.Errorf("%s %s is in namespace %v, want kedastral", o.kind(), o.name(), md["namespace"])
+				if o.kind() != "CustomResourceDefinition" && o.kind() != "Namespace" && !strings.HasPrefix(o.kind(), "Cluster") && md["namespace"] != k.Namespace {
+					t.Errorf("%s %s is in namespace %v, want %s", o.kind(), o.name(), md["namespace"], k.Namespace)
 				}
 			}
 			for _, k := range []string{"ServiceMonitor", "PrometheusRule"} {
 				if kinds[k] == 0 {
 					t.Errorf("overlay lacks the monitoring component's %s", k)
 				}
+			}
+			if slices.Contains(containerArgs(fc), "--policies.source=kubernetes") {
+				checkKubernetesSource(t, objs)
+				return
 			}
 			file, _ := cm.path("data", "policies.yaml").(string)
 			path := filepath.Join(t.TempDir(), "policies.yaml")
@@ -191,17 +216,20 @@ func TestKustomize(t *testing.T) {
 			if err != nil || !bytes.Contains(res, []byte("SUCCESS: 1 ForecastPolicy")) {
 				t.Fatalf("kedastral check config: %v\n%s", err, res)
 			}
-			var fc object
-			for _, d := range find(objs, "Deployment") {
-				if d.name() == "kedastral-forecaster" {
-					fc = d
-				}
-			}
-			if !slices.ContainsFunc(containerArgs(fc), func(a string) bool { return strings.HasPrefix(a, "--remote-write.url=") }) {
-				t.Error("overlay's forecaster has no --remote-write.url")
-			}
 		})
 	}
+}
+
+// forecaster is the forecaster's Deployment or StatefulSet of a build.
+func forecaster(t *testing.T, objs []object) object {
+	t.Helper()
+	for _, o := range objs {
+		if (o.kind() == "Deployment" || o.kind() == "StatefulSet") && strings.HasSuffix(o.name(), "-forecaster") {
+			return o
+		}
+	}
+	t.Fatal("no forecaster Deployment or StatefulSet")
+	return nil
 }
 
 // checkKubernetesSource: the forecaster of a build with the kubernetes-source
@@ -210,12 +238,7 @@ func TestKustomize(t *testing.T) {
 // namespace.
 func checkKubernetesSource(t *testing.T, objs []object) {
 	t.Helper()
-	var fc object
-	for _, d := range find(objs, "Deployment") {
-		if d.name() == "kedastral-forecaster" {
-			fc = d
-		}
-	}
+	fc := forecaster(t, objs)
 	args := containerArgs(fc)
 	for _, want := range []string{"--policies.source=kubernetes", "--leader-election.enabled"} {
 		if !slices.Contains(args, want) {

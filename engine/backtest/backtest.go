@@ -62,6 +62,10 @@ type Options struct {
 	// Labels are the labels of the series the trace is (from the policy's
 	// query), for the reports; empty for a trace file.
 	Labels labels.Labels
+	// Offset is added to the times of the rows: a trace recorded on a clock
+	// that is not aligned to the step was moved back onto the step's grid
+	// by that much (trace.Align), and the reports show its own timestamps.
+	Offset time.Duration
 }
 
 // Row is one step of the replay, made at the end of the step with data up
@@ -131,6 +135,7 @@ type Sim struct {
 type Result struct {
 	Policy     string
 	Labels     labels.Labels // Options.Labels
+	Metric     string        // the policy's spec.metric: what the demand is measured in
 	Model      string
 	Quantile   float64
 	Step       time.Duration
@@ -209,7 +214,7 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 	scoredFrom := min(int(o.Warmup/step), n-1)
 
 	res := &Result{
-		Policy: p.Metadata.Name, Labels: o.Labels, Model: s.Model.Type, Quantile: s.Model.Quantile,
+		Policy: p.Metadata.Name, Labels: o.Labels, Metric: s.Metric, Model: s.Model.Type, Quantile: s.Model.Quantile,
 		Step: step, LeadTime: time.Duration(s.LeadTime), PodStartup: o.PodStartup,
 		Tolerance: o.Tolerance, Stabilize: o.ScaleDownStabilization,
 		ScoredFrom: scoredFrom, TargetPerPod: s.Capacity.TargetPerPod,
@@ -277,7 +282,7 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 		if !math.IsNaN(obs) {
 			lastFinite = obs
 		}
-		row := Row{Time: tr.Start.Add(time.Duration(i) * step), Observed: obs, Pred: nanSlice(len(res.Ahead)), Desired: -1}
+		row := Row{Time: tr.Start.Add(time.Duration(i)*step + o.Offset), Observed: obs, Pred: nanSlice(len(res.Ahead)), Desired: -1}
 		if _, err := ev.Fetch(ctx, now); err != nil {
 			return nil, fmt.Errorf("backtest: fetch at %s: %w", now.Format(time.RFC3339), err)
 		}

@@ -36,9 +36,11 @@ type line struct {
 
 type chart struct {
 	ID, Title, YLabel string
+	XLabel            string
 	W, H              int
 	PW, PH            int // plot area
 	Right, LabelY     int
+	MidX, MidY        int // middle of the plot area
 	Lines             []line
 	Shade             []shadeRect
 	YTicks            []tick
@@ -48,8 +50,9 @@ type chart struct {
 type shadeRect struct{ X, W float64 }
 
 type tick struct {
-	Pos   float64
-	Label string
+	Pos    float64
+	Label  string
+	Anchor string // text-anchor; "" is middle
 }
 
 type page struct {
@@ -98,8 +101,8 @@ func WriteHTML(w io.Writer, r *Result) error {
 		series1 = append(series1, pred)
 		names1 = append(names1, fmt.Sprintf("predicted %s ahead (q=%v)", fmtDuration(r.Ahead[0]), r.Quantile))
 	}
-	c1 := chart{ID: "demand", Title: "Demand: observed and predicted", YLabel: "demand", W: 1100, H: 320}
-	yMax := maxOf(series1...)
+	c1 := chart{ID: "demand", Title: "Demand: observed and predicted", YLabel: demandLabel(r.Metric), XLabel: "time (UTC)", W: 1100, H: 320}
+	yMax, yt := niceScale(maxOf(series1...))
 	for i, s := range series1 {
 		col := colors["observed"]
 		if i == 1 {
@@ -108,9 +111,9 @@ func WriteHTML(w io.Writer, r *Result) error {
 		lines1 = append(lines1, line{Name: names1[i], Color: col, Points: polyline(s, c1, yMax)})
 	}
 	c1.Lines = lines1
-	c1.YTicks, c1.XTicks = yTicks(c1, yMax, ""), xTicks(c1, times)
+	c1.YTicks, c1.XTicks = yTicks(c1, yMax, yt), xTicks(c1, times)
 
-	c2 := chart{ID: "replicas", Title: "Replicas held by the HPA (Kedastral's under-provisioned steps shaded)", YLabel: "replicas", W: 1100, H: 320}
+	c2 := chart{ID: "replicas", Title: "Replicas held by the HPA (Kedastral's under-provisioned steps shaded)", YLabel: "replicas", XLabel: "time (UTC)", W: 1100, H: 320}
 	var reps [][]float64
 	var names2 []string
 	for _, m := range []string{Kedastral, Reactive, Oracle} {
@@ -130,7 +133,7 @@ func WriteHTML(w io.Writer, r *Result) error {
 	for i := from; i < to; i++ {
 		needed = append(needed, r.Rows[i].Observed/r.TargetPerPod)
 	}
-	yMax2 := maxOf(append(reps, needed)...)
+	yMax2, yt2 := niceScale(maxOf(append(reps, needed)...))
 	for i, v := range reps {
 		c2.Lines = append(c2.Lines, line{Name: names2[i], Color: colors[names2[i]], Points: polyline(v, c2, yMax2)})
 	}
@@ -151,7 +154,7 @@ func WriteHTML(w io.Writer, r *Result) error {
 			}
 		}
 	}
-	c2.YTicks, c2.XTicks = yTicks(c2, yMax2, ""), xTicks(c2, times)
+	c2.YTicks, c2.XTicks = yTicks(c2, yMax2, yt2), xTicks(c2, times)
 
 	p := page{
 		Title: "Kedastral backtest: " + r.Policy + seriesTitle(r),
@@ -210,15 +213,49 @@ func polyline(v []float64, c chart, yMax float64) string {
 func withGeometry(c chart) chart {
 	c.PW, c.PH = c.W-plotLeft-plotRight, c.H-plotTop-plotBottom
 	c.Right, c.LabelY = c.W-plotRight, c.H-plotBottom+16
+	c.MidX, c.MidY = plotLeft+c.PW/2, plotTop+c.PH/2
 	return c
 }
 
-func yTicks(c chart, yMax float64, _ string) []tick {
+// demandLabel is the demand axis' label: the policy's metric names the unit.
+func demandLabel(metric string) string {
+	if metric == "" {
+		return "demand (in the unit of the policy's query)"
+	}
+	return "demand (" + metric + ")"
+}
+
+// niceScale returns the top of an axis that starts at 0 and shows max, and
+// its ticks: round numbers, 1, 2 or 5 times a power of ten apart, about
+// five of them, the last one at the top.
+func niceScale(max float64) (top float64, ticks []float64) {
+	if !(max > 0) || math.IsInf(max, 0) {
+		max = 1
+	}
+	step := niceStep(max / 5)
+	n := int(math.Ceil(max/step - 1e-9))
+	for k := 0; k <= n; k++ {
+		ticks = append(ticks, float64(k)*step)
+	}
+	return float64(n) * step, ticks
+}
+
+// niceStep is the smallest of 1, 2, 5 × 10^k that is at least x.
+func niceStep(x float64) float64 {
+	p := math.Pow(10, math.Floor(math.Log10(x)))
+	for _, m := range []float64{1, 2, 5, 10} {
+		if m*p >= x*(1-1e-9) {
+			return m * p
+		}
+	}
+	return 10 * p
+}
+
+func yTicks(c chart, yMax float64, values []float64) []tick {
 	ph := float64(c.H - plotTop - plotBottom)
 	var t []tick
-	for k := 0; k <= 4; k++ {
-		v := yMax * float64(k) / 4
-		t = append(t, tick{Pos: plotTop + ph*(1-float64(k)/4), Label: shortNum(v)})
+	for _, v := range values {
+		t = append(t, tick{Pos: plotTop + ph*(1-v/yMax), Label: shortNum(v)})
 	}
 	return t
 }
@@ -233,6 +270,9 @@ func xTicks(c chart, times []time.Time) []tick {
 		i := (len(times) - 1) * k / 5
 		t = append(t, tick{Pos: plotLeft + pw*float64(i)/float64(len(times)-1), Label: times[i].UTC().Format("01-02 15:04")})
 	}
+	// The last label ends at the plot's right edge rather than past the
+	// picture's.
+	t[len(t)-1].Anchor = "end"
 	return t
 }
 
@@ -285,8 +325,16 @@ for (const svg of document.querySelectorAll("svg.chart")) {
     const b = p.getBBox();
     if (b.width > 0 && b.height > 0) points++;
   }
+  // Labels that stick out of the picture are cut off.
+  let clipped = 0;
+  const s = svg.getBoundingClientRect();
+  for (const t of svg.querySelectorAll("text")) {
+    const b = t.getBoundingClientRect();
+    if (b.left < s.left - 0.5 || b.right > s.right + 0.5 || b.top < s.top - 0.5 || b.bottom > s.bottom + 0.5) clipped++;
+  }
   svg.setAttribute("data-drawn-lines", String(lines));
   svg.setAttribute("data-drawn-points", String(points));
+  svg.setAttribute("data-clipped-labels", String(clipped));
 }
 </script>
 </body>
@@ -307,7 +355,9 @@ var pageTmpl = htmlTemplate("page", `{{template "head" .}}
 {{$c := .}}<rect x="70" y="30" width="{{.PW}}" height="{{.PH}}" fill="#fafafa" stroke="#ccc"/>
 {{range .Shade}}<rect class="under" x="{{printf "%.2f" .X}}" y="30" width="{{printf "%.2f" .W}}" height="{{$c.PH}}" fill="#f4b6b6"/>{{end}}
 {{range .YTicks}}<line x1="70" x2="{{$c.Right}}" y1="{{printf "%.1f" .Pos}}" y2="{{printf "%.1f" .Pos}}" stroke="#e4e4e4"/><text x="64" y="{{printf "%.1f" .Pos}}" text-anchor="end" dominant-baseline="middle">{{.Label}}</text>{{end}}
-{{range .XTicks}}<text x="{{printf "%.1f" .Pos}}" y="{{$c.LabelY}}" text-anchor="middle">{{.Label}}</text>{{end}}
+{{range .XTicks}}<text class="xtick" x="{{printf "%.1f" .Pos}}" y="{{$c.LabelY}}" text-anchor="{{or .Anchor "middle"}}">{{.Label}}</text>{{end}}
+<text class="ylabel" transform="rotate(-90)" x="-{{$c.MidY}}" y="14" text-anchor="middle">{{.YLabel}}</text>
+{{if .XLabel}}<text class="xlabel" x="{{$c.MidX}}" y="{{$c.H}}" dy="-4" text-anchor="middle">{{.XLabel}}</text>{{end}}
 {{range .Lines}}<polyline class="series" data-name="{{.Name}}" fill="none" stroke="{{.Color}}" stroke-width="1.3"{{if .Dash}} stroke-dasharray="4 3"{{end}} points="{{.Points}}"/>{{end}}
 </svg>
 {{end}}

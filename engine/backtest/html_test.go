@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"image/png"
+	"math"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -17,24 +18,17 @@ import (
 
 	"github.com/kedastral/kedastral/engine/backtest"
 	"github.com/kedastral/kedastral/engine/model"
+	"github.com/kedastral/kedastral/test/prereq"
 )
 
-// chromium returns the headless browser. Without one the test skips, unless
-// the environment variable CI is set (.ci/run installs Debian's chromium),
-// where it fails.
+// chromium returns the headless browser, and fails the test without one.
+// With -short (make test-short) the browser tests are skipped.
 func chromium(t *testing.T) string {
 	t.Helper()
-	for _, name := range []string{"chromium", "chromium-browser", "google-chrome"} {
-		if p, err := exec.LookPath(name); err == nil {
-			return p
-		}
+	if testing.Short() {
+		t.Skip("starts headless Chromium; make test runs it")
 	}
-	const msg = "no chromium in PATH (Debian: apt-get install chromium); the HTML output is not checked in a browser"
-	if os.Getenv("CI") != "" {
-		t.Fatal(msg)
-	}
-	t.Skip(msg)
-	return ""
+	return prereq.Program(t, "chromium", "chromium-browser", "google-chrome")
 }
 
 // TestHTMLInBrowser renders the page in headless Chromium and checks that
@@ -45,7 +39,7 @@ func TestHTMLInBrowser(t *testing.T) {
 	bin := chromium(t)
 	h := loadTrace(t, "ms_mongodb_app_query_rate_1min.csv")
 	h.Values = h.Values[:3*1440]
-	r := run(t, h, tracePolicy(t, h, "baseline", 0.85, ""))
+	r := run(t, h, tracePolicy(t, h, "baseline", 0.85, "  metric: queries_per_second"))
 	var buf bytes.Buffer
 	if err := backtest.WriteHTML(&buf, r); err != nil {
 		t.Fatal(err)
@@ -86,6 +80,39 @@ func TestHTMLInBrowser(t *testing.T) {
 	if !bytes.Contains(dom, []byte(`<table id="scaling">`)) {
 		t.Error("no scaling table")
 	}
+	// Every label inside the picture, the last time label included.
+	for _, m := range regexp.MustCompile(`<svg id="(\w+)"[^>]*data-clipped-labels="(\d+)"`).FindAllSubmatch(dom, -1) {
+		if string(m[2]) != "0" {
+			t.Errorf("chart %s: %s labels cut off at the picture's edge", m[1], m[2])
+		}
+	}
+	// The axes say their units.
+	for _, want := range []string{`class="ylabel"[^>]*>demand \(queries_per_second\)<`, `class="ylabel"[^>]*>replicas<`, `class="xlabel"[^>]*>time \(UTC\)<`} {
+		if !regexp.MustCompile(want).Match(dom) {
+			t.Errorf("no axis label matching %s", want)
+		}
+	}
+	// Round y ticks: 1, 2 or 5 times a power of ten apart.
+	for _, id := range []string{"demand", "replicas"} {
+		svg := regexp.MustCompile(`(?s)<svg id="` + id + `".*?</svg>`).Find(dom)
+		var ticks []float64
+		for _, m := range regexp.MustCompile(`<text x="64" y="[^"]*" text-anchor="end" dominant-baseline="middle">([^<]*)</text>`).FindAllSubmatch(svg, -1) {
+			ticks = append(ticks, parseShort(t, string(m[1])))
+		}
+		if len(ticks) < 3 || ticks[0] != 0 {
+			t.Fatalf("chart %s: y ticks %v", id, ticks)
+		}
+		step := ticks[1]
+		if !roundStep(step) {
+			t.Errorf("chart %s: y ticks %v are %v apart, not 1, 2 or 5 times a power of ten", id, ticks, step)
+		}
+		for i, v := range ticks {
+			if math.Abs(v-float64(i)*step) > 1e-9*step {
+				t.Errorf("chart %s: y ticks %v not evenly spaced", id, ticks)
+				break
+			}
+		}
+	}
 
 	shot := filepath.Join(dir, "shot.png")
 	browse("--screenshot="+shot, "--window-size=1200,1100", "--hide-scrollbars")
@@ -112,6 +139,39 @@ func TestHTMLInBrowser(t *testing.T) {
 	if blue < 500 {
 		t.Errorf("%d pixels of Kedastral's color in the screenshot, want a drawn line (≥ 500)", blue)
 	}
+}
+
+// parseShort reads a tick label such as 2.5k.
+func parseShort(t *testing.T, s string) float64 {
+	t.Helper()
+	mult := 1.0
+	switch {
+	case strings.HasSuffix(s, "k"):
+		mult, s = 1e3, strings.TrimSuffix(s, "k")
+	case strings.HasSuffix(s, "M"):
+		mult, s = 1e6, strings.TrimSuffix(s, "M")
+	case strings.HasSuffix(s, "G"):
+		mult, s = 1e9, strings.TrimSuffix(s, "G")
+	}
+	v, err := strconv.ParseFloat(s, 64)
+	if err != nil {
+		t.Fatalf("tick label %q: %v", s, err)
+	}
+	return v * mult
+}
+
+// roundStep tells whether v is 1, 2 or 5 times a power of ten.
+func roundStep(v float64) bool {
+	if v <= 0 {
+		return false
+	}
+	m := v / math.Pow(10, math.Floor(math.Log10(v)+1e-12))
+	for _, r := range []float64{1, 2, 5} {
+		if math.Abs(m-r) < 1e-9 {
+			return true
+		}
+	}
+	return false
 }
 
 func near(a uint32, b uint32) bool { return a+24 >= b && a <= b+24 }

@@ -5,8 +5,6 @@ import (
 	"fmt"
 	"math"
 	"os"
-	"path/filepath"
-	"strings"
 	"testing"
 	"time"
 
@@ -18,28 +16,20 @@ import (
 	"github.com/kedastral/kedastral/engine/trace"
 )
 
-// traceFiles are the real traces: the first two ship in testdata/traces,
-// the others are read from ../shared/traces when present.
+// traceFiles are the real traces the tests use, all in testdata/traces.
 var traceFiles = []string{
 	"ms_mongodb_app_query_rate_1min.csv",
 	"nab_nyc_taxi_passengers_30min.csv",
 	"nab_aws_elb_request_count_5min.csv",
 	"nab_twitter_volume_aapl_5min.csv",
-	"wikipedia_all_projects_pagecounts_hourly.csv",
-	"nasa_http_requests_5min.csv",
-	"isp_eu_transatlantic_bits_5min.csv",
 }
 
-// loadTrace returns the trace as a regular history, skipping the test when
-// a shared trace is absent outside CI.
+// loadTrace returns the trace as a regular history.
 func loadTrace(tb testing.TB, name string) model.History {
 	tb.Helper()
 	path, ok := trace.Locate(name)
 	if !ok {
-		if os.Getenv("CI") == "" {
-			tb.Skipf("trace %s not found in testdata/traces or ../shared/traces; the shared traces are not part of the repository", name)
-		}
-		tb.Fatalf("trace %s not found", name)
+		tb.Fatalf("trace %s is in neither testdata/traces nor $%s", name, trace.TracesEnv)
 	}
 	points, err := trace.ReadFile(path)
 	if err != nil {
@@ -129,42 +119,4 @@ func mase(r *backtest.Result, method string) float64 {
 		}
 	}
 	panic(method)
-}
-
-// TestExperiment prints the per-trace tables of docs/backtest.md. It is a
-// measurement, not a check: run it with KEDASTRAL_EXPERIMENT=models,... and
-// KEDASTRAL_QUANTILES=0.5,0.85.
-func TestExperiment(t *testing.T) {
-	models := os.Getenv("KEDASTRAL_EXPERIMENT")
-	if models == "" {
-		t.Skip("set KEDASTRAL_EXPERIMENT to a comma-separated list of models")
-	}
-	qs := os.Getenv("KEDASTRAL_QUANTILES")
-	if qs == "" {
-		qs = "0.5"
-	}
-	extra := os.Getenv("KEDASTRAL_CAPACITY")
-	var b strings.Builder
-	b.WriteString("| trace | model | q | MASE | naive | seasonal naive | predict_linear | coverage | unserved vs reactive | replica-h vs oracle | oracle unserved vs reactive | reactive replica-h vs oracle | reactive unserved | naive unserved vs reactive | naive replica-h vs oracle | reactive+10% unserved vs reactive | reactive+10% replica-h vs oracle | perfect forecast unserved vs reactive | perfect forecast replica-h vs oracle | time |\n|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n")
-	for _, name := range traceFiles {
-		h := loadTrace(t, name)
-		for _, m := range strings.Split(models, ",") {
-			for _, qstr := range strings.Split(qs, ",") {
-				var q float64
-				fmt.Sscan(qstr, &q)
-				began := time.Now()
-				r0 := tracePolicy(t, h, m, q, extra)
-				r := run(t, h, r0)
-				k := scaling(r, backtest.Kedastral)
-				rh := backtest.ReactiveHeadroom(r, h, r0.Spec.Capacity, 1.1)
-				pf := scaling(r, backtest.PerfectForecast)
-				fmt.Fprintf(&b, "| %s | %s | %v | %.3f | %.3f | %.3f | %.3f | %.3f | %.3f | %.3f | %.3f | %.3f | %.4f | %.3f | %.3f | %.3f | %.3f | %.3f | %.3f | %s |\n",
-					strings.TrimSuffix(filepath.Base(name), ".csv"), m, q, mase(r, backtest.Kedastral), mase(r, backtest.Naive), mase(r, backtest.SeasonalNaive), mase(r, backtest.PredictLinear),
-					r.Forecast[0].Coverage, k.UnservedVsReactive, k.VsOracle,
-					scaling(r, backtest.Oracle).UnservedVsReactive, scaling(r, backtest.Reactive).VsOracle, scaling(r, backtest.Reactive).Unserved,
-					scaling(r, backtest.Naive).UnservedVsReactive, scaling(r, backtest.Naive).VsOracle, rh.UnservedVsReactive, rh.VsOracle, pf.UnservedVsReactive, pf.VsOracle, time.Since(began).Round(time.Millisecond))
-			}
-		}
-	}
-	t.Log("\n" + b.String())
 }

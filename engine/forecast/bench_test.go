@@ -32,7 +32,7 @@ func newSynthetic(tb testing.TB, n int) *synthetic {
 	tb.Helper()
 	path, ok := trace.Locate("ms_mongodb_app_query_rate_1min.csv")
 	if !ok {
-		tb.Skip("trace ms_mongodb_app_query_rate_1min.csv not found")
+		tb.Fatal("trace ms_mongodb_app_query_rate_1min.csv not found in testdata/traces")
 	}
 	pts, err := trace.ReadFile(path)
 	if err != nil {

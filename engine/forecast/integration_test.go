@@ -4,6 +4,9 @@ import (
 	"context"
 	"fmt"
 	"math"
+	"net/http"
+	"net/http/httptest"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -26,6 +29,12 @@ const testMetric = "demo_queries_per_second"
 // MongoDB trace, shifted to end at the current minute, as two series:
 // service="a" (the trace) and service="b" (half of it).
 func loadTrace(t *testing.T, days int) (*promtest.Server, []trace.Point, time.Time) {
+	t.Helper()
+	return loadTraceWith(t, days, promtest.Options{})
+}
+
+// loadTraceWith is loadTrace with a Prometheus started with opts.
+func loadTraceWith(t *testing.T, days int, opts promtest.Options) (*promtest.Server, []trace.Point, time.Time) {
 	t.Helper()
 	promtest.RequireBinaries(t)
 	path, ok := trace.Locate("ms_mongodb_app_query_rate_1min.csv")
@@ -54,7 +63,7 @@ func loadTrace(t *testing.T, days int) (*promtest.Server, []trace.Point, time.Ti
 	if err := promtest.CreateBlocks(ctx, dir, []promtest.Series{a, b}); err != nil {
 		t.Fatal(err)
 	}
-	return promtest.StartInT(t, dir, promtest.Options{}), pts, end
+	return promtest.StartInT(t, dir, opts), pts, end
 }
 
 func testPolicy(t *testing.T, interval string) *policy.ForecastPolicy {
@@ -302,6 +311,55 @@ func TestForecasterSurvivesPrometheusOutage(t *testing.T) {
 	}
 }
 
+// TestForecasterReceiverDisabled runs the forecaster against a real
+// Prometheus started without its remote-write receiver: every write fails,
+// the status page says how to turn the receiver on, and still shows the
+// forecasts the cycles computed.
+func TestForecasterReceiverDisabled(t *testing.T) {
+	srv, _, _ := loadTraceWith(t, 1, promtest.Options{NoRemoteWriteReceiver: true})
+	q, w := newClients(t, srv)
+	p := testPolicy(t, "1s")
+	mgr, err := forecast.NewManager(forecast.Options{
+		Registerer: prometheus.NewRegistry(), Writer: w, WriteTimeout: 2 * time.Second,
+		Queriers: func(*policy.DataSource) (forecast.Querier, error) { return q, nil },
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer mgr.Stop()
+	if err := mgr.Apply(&policy.Set{Policies: []*policy.ForecastPolicy{p}}, nil); err != nil {
+		t.Fatal(err)
+	}
+	st := testutil.Eventually(t, 30*time.Second, "a cycle whose write failed", func() (forecast.PolicyStatus, bool) {
+		s := mgr.Status()[0]
+		return s, s.LastError != "" && len(s.Series) > 0
+	})
+	if !st.LastSuccess.IsZero() {
+		t.Errorf("last success %v, want none: no write can succeed", st.LastSuccess)
+	}
+	for _, want := range []string{"remote write", "--web.enable-remote-write-receiver", "enableRemoteWriteReceiver: true"} {
+		if !strings.Contains(st.LastError, want) {
+			t.Errorf("last error %q does not say %q", st.LastError, want)
+		}
+	}
+	if len(st.Series) != 2 {
+		t.Fatalf("status shows %d series, want the 2 forecast", len(st.Series))
+	}
+	for _, s := range st.Series {
+		if s.Error != "" || len(s.Predicted) != 3 || s.Desired < 1 {
+			t.Errorf("series %v: error %q, predicted %v, desired %d; want a forecast", s.Labels, s.Error, s.Predicted, s.Desired)
+		}
+	}
+	rec := httptest.NewRecorder()
+	mgr.StatusHandler("test").ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/", nil))
+	page := rec.Body.String()
+	for _, want := range []string{"--web.enable-remote-write-receiver", `service=&#34;a&#34;`, "5m: "} {
+		if !strings.Contains(page, want) {
+			t.Errorf("status page does not show %q:\n%s", want, page)
+		}
+	}
+}
+
 // gatherValue sums the samples of a metric family whose labels include match.
 func gatherValue(t *testing.T, g prometheus.Gatherer, name string, match map[string]string) float64 {
 	t.Helper()
@@ -417,4 +475,71 @@ spec:
 	}
 	b.ReportMetric(float64(firstFetch.Microseconds())/1000, "first-fetch-ms")
 	b.ReportMetric(float64(n), "first-fetch-points")
+}
+
+// TestStatusPageChartsInBrowser runs the forecaster against a real
+// Prometheus, then renders its status page in headless Chromium: each
+// series has a chart of its observed value, its forecast and its desired
+// replicas over the last cycles, drawn from the forecaster's memory, and
+// the page shows the version.
+func TestStatusPageChartsInBrowser(t *testing.T) {
+	srv, _, _ := loadTrace(t, 1)
+	q, w := newClients(t, srv)
+	p := testPolicy(t, "1s")
+	mgr, err := forecast.NewManager(forecast.Options{
+		Registerer: prometheus.NewRegistry(), Writer: w, RecentSpacing: time.Second,
+		Queriers: func(*policy.DataSource) (forecast.Querier, error) { return q, nil },
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer mgr.Stop()
+	if err := mgr.Apply(&policy.Set{Policies: []*policy.ForecastPolicy{p}}, nil); err != nil {
+		t.Fatal(err)
+	}
+	testutil.Eventually(t, 60*time.Second, "six points of each series", func() (string, bool) {
+		pts, _ := mgr.RecentPoints("demo")
+		return fmt.Sprint(len(pts)), len(pts) == 2 && len(pts[`{service="a"}`]) >= 6 && len(pts[`{service="b"}`]) >= 6
+	})
+	mgr.Stop()
+	pts, ahead := mgr.RecentPoints("demo")
+	if ahead != 5*time.Minute {
+		t.Errorf("forecasts drawn for %s ahead, want the policy's first ahead, 5m", ahead)
+	}
+	for k, s := range pts {
+		for i, pt := range s {
+			if i > 0 && pt.T-s[i-1].T < 1000 || math.IsNaN(pt.Predicted) || pt.Desired < 1 {
+				t.Errorf("series %s point %d: %+v", k, i, pt)
+			}
+		}
+	}
+
+	rec := httptest.NewRecorder()
+	mgr.StatusHandler("1.2.3, revision abc").ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/", nil))
+	dom, shot := testutil.Headless(t, rec.Body.Bytes(), 1000, 1400)
+	if !strings.Contains(string(dom), "Version 1.2.3, revision abc") {
+		t.Error("the page does not show the version")
+	}
+	if n := strings.Count(string(dom), `<svg class="series-chart"`); n != 2 {
+		t.Errorf("%d series charts, want 2", n)
+	}
+	for _, class := range []string{"observed", "predicted", "desired"} {
+		lines := regexp.MustCompile(`<polyline class="`+class+`"[^>]* points="([^"]*)"`).FindAllStringSubmatch(string(dom), -1)
+		if len(lines) != 2 {
+			t.Errorf("%d %s lines, want one a series", len(lines), class)
+		}
+		for _, l := range lines {
+			if n := len(strings.Fields(l[1])); n < 6 {
+				t.Errorf("%s line of %d points, want one a cycle (≥ 6)", class, n)
+			}
+		}
+	}
+	// The lines were drawn. The cycles of this test span seconds and the
+	// forecast is for 5 minutes later, so they are short: the forecast's
+	// orange and the desired replicas' blue, a few pixels each.
+	for name, rgb := range map[string]uint32{"forecast": 0xff7f0e, "desired replicas": 0x1f77b4} {
+		if n := testutil.CountColor(shot, rgb); n < 20 {
+			t.Errorf("%d pixels of the %s color #%06x on the screenshot, want a drawn line (≥ 20)", n, name, rgb)
+		}
+	}
 }

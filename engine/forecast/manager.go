@@ -53,6 +53,10 @@ type Options struct {
 	// policy_namespace, and the manager, its status and its own metrics name
 	// it "namespace/name". Policies from files keep their plain name.
 	PolicyNamespaces bool
+	// RecentSpacing is the least time between two points of a series that
+	// the status page draws: a minute by default, so that the 360 points
+	// kept per series span six hours.
+	RecentSpacing time.Duration
 }
 
 // Manager runs the evaluation loop of every policy, applies configuration
@@ -379,6 +383,10 @@ type runner struct {
 
 	mu sync.Mutex
 	st PolicyStatus
+	// recent holds the last hours of the series the status page lists,
+	// by statusKey; recentAhead is the offset of their forecasts.
+	recent      map[string]*recent
+	recentAhead time.Duration
 	// under is the last cycle's kedastral_underprovision_seconds_total
 	// samples, for /metrics.
 	under []promapi.Sample
@@ -533,11 +541,18 @@ func (r *runner) cycle(ctx context.Context, ts time.Time) {
 		}
 		if err != nil {
 			r.st.LastError = err.Error()
-			return
+			// A forecast that could not be written is still the forecast:
+			// show it. Without one (the query failed, nothing to write)
+			// the last good state stays.
+			if c == nil || len(c.Samples) == 0 {
+				return
+			}
+		} else {
+			r.st.LastError = ""
+			r.st.LastSuccess = ts
 		}
-		r.st.LastError = ""
-		r.st.LastSuccess = ts
 		r.st.SeriesCount = len(c.Series)
+		r.recordRecent(ts, c)
 		r.st.Series = r.st.Series[:0]
 		r.st.DesiredRange = [2]int32{}
 		r.st.Models = map[string]int{}

@@ -36,7 +36,7 @@ import (
 //
 // The correction window is 15 minutes rather than an hour because the
 // deviation from the seasonal baseline persists: walking forward over the
-// real traces (testdata/traces, ../shared/traces) the shorter window cuts the
+// real traces (testdata/traces and others) the shorter window cuts the
 // error 15 minutes ahead by 20–40% on the smooth series (MongoDB, NYC taxi,
 // ISP) and costs up to 10% on the bursty ones (NASA, AWS ELB). Once the
 // history exceeds a week, counting each week lag twice does better on most

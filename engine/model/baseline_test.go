@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"math"
 	"math/rand/v2"
-	"os"
 	"strings"
 	"testing"
 	"time"
@@ -332,29 +331,21 @@ type traceCase struct {
 	daily bool
 }
 
-// The first two are shipped in testdata/traces; the rest are only in
-// ../shared/traces.
+// All are in testdata/traces.
 var traceCases = []traceCase{
 	{"ms_mongodb_app_query_rate_1min.csv", true},
 	{"nab_nyc_taxi_passengers_30min.csv", true},
-	{"nasa_http_requests_5min.csv", true},
-	{"wikipedia_all_projects_pagecounts_hourly.csv", true},
-	{"isp_eu_transatlantic_bits_5min.csv", true},
 	{"nab_twitter_volume_aapl_5min.csv", false},
 	{"nab_aws_elb_request_count_5min.csv", false},
 }
 
 // loadTrace reads a trace as a History, moved back by less than a step when
-// its clock is not aligned to the step. A trace that cannot be found fails
-// the test when CI is set and skips it otherwise.
+// its clock is not aligned to the step.
 func loadTrace(tb testing.TB, name string) model.History {
 	tb.Helper()
 	path, ok := trace.Locate(name)
 	if !ok {
-		if os.Getenv("CI") != "" {
-			tb.Fatalf("trace %s is in neither testdata/traces nor ../shared/traces", name)
-		}
-		tb.Skipf("trace %s is only in ../shared/traces, which is absent next to the repository (set CI to fail instead)", name)
+		tb.Fatalf("trace %s is in neither testdata/traces nor $%s", name, trace.TracesEnv)
 	}
 	points, err := trace.ReadFile(path)
 	if err != nil {

@@ -15,7 +15,7 @@ func mongo14d(tb testing.TB) model.History {
 	tb.Helper()
 	path, ok := trace.Locate("ms_mongodb_app_query_rate_1min.csv")
 	if !ok {
-		tb.Skip("testdata/traces/ms_mongodb_app_query_rate_1min.csv not found")
+		tb.Fatal("testdata/traces/ms_mongodb_app_query_rate_1min.csv not found")
 	}
 	points, err := trace.ReadFile(path)
 	if err != nil {

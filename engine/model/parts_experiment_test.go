@@ -1,3 +1,5 @@
+//go:build experiment
+
 package model_test
 
 import (
@@ -13,15 +15,20 @@ import (
 )
 
 // TestAutoPartsExperiment prints the 15-minute MAE of each of auto's parts
-// on a trace (KEDASTRAL_PARTS=file.csv); a measurement, not a check.
+// on a trace; a measurement, not a check, built only with the tag experiment:
+//
+//	KEDASTRAL_PARTS=ms_mongodb_app_query_rate_1min.csv go test -tags experiment -run TestAutoPartsExperiment -v ./engine/model
+//
+// The trace is found in testdata/traces or in the directories of
+// KEDASTRAL_TRACES (trace.Locate).
 func TestAutoPartsExperiment(t *testing.T) {
 	name := os.Getenv("KEDASTRAL_PARTS")
 	if name == "" {
-		t.Skip("set KEDASTRAL_PARTS to a trace file name")
+		t.Fatal("set KEDASTRAL_PARTS to a trace file name")
 	}
 	path, ok := trace.Locate(name)
 	if !ok {
-		t.Skip("no trace")
+		t.Fatalf("trace %s is in neither testdata/traces nor $%s", name, trace.TracesEnv)
 	}
 	pts, _ := trace.ReadFile(path)
 	step := trace.Step(pts)

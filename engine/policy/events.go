@@ -145,39 +145,48 @@ func validateEvents(s *ForecastPolicySpec) error {
 	if len(s.Events) > MaxEvents {
 		return fieldErr("spec.events", "at most %d events, got %d", MaxEvents, len(s.Events))
 	}
+	var v fieldErrs
 	compiled := make([]*CompiledEvent, 0, len(s.Events))
+	at := make([]int, 0, len(s.Events)) // index of each compiled event
 	for i, ev := range s.Events {
 		f := fmt.Sprintf("spec.events[%d]", i)
+		n := len(v.list)
 		if ev.Name == "" {
-			return fieldErr(f+".name", "is required")
+			v.add(f+".name", "is required")
 		}
 		for j := range i {
-			if s.Events[j].Name == ev.Name {
-				return fieldErr(f+".name", "duplicate event name %q (also spec.events[%d])", ev.Name, j)
+			if ev.Name != "" && s.Events[j].Name == ev.Name {
+				v.add(f+".name", "duplicate event name %q (also spec.events[%d])", ev.Name, j)
+				break
 			}
 		}
 		switch {
 		case (ev.MinReplicas == nil) == (ev.Scale == nil):
-			return fieldErr(f, "set exactly one of minReplicas and scale")
+			v.add(f, "set exactly one of minReplicas and scale")
 		case ev.MinReplicas != nil && (*ev.MinReplicas < 1 || *ev.MinReplicas > s.Capacity.Max):
-			return fieldErr(f+".minReplicas", "must be in [1, spec.capacity.max=%d], got %d", s.Capacity.Max, *ev.MinReplicas)
+			v.add(f+".minReplicas", "must be in [1, spec.capacity.max=%d], got %d", s.Capacity.Max, *ev.MinReplicas)
 		case ev.Scale != nil && (!finite(*ev.Scale) || *ev.Scale <= 0 || *ev.Scale > 100):
-			return fieldErr(f+".scale", "must be in (0, 100], got %v", *ev.Scale)
+			v.add(f+".scale", "must be in (0, 100], got %v", *ev.Scale)
 		}
 		c, err := compileEvent(ev, f)
 		if err != nil {
-			return err
+			v.addErr(f, err)
+			continue
 		}
-		compiled = append(compiled, c)
+		if len(v.list) == n {
+			compiled = append(compiled, c)
+			at = append(at, i)
+		}
 	}
 	for j := range compiled {
 		for i := range j {
 			if err := contradiction(compiled[i], compiled[j]); err != nil {
-				return &FieldError{Field: fmt.Sprintf("spec.events[%d]", j), Err: err}
+				v.addErr(fmt.Sprintf("spec.events[%d]", at[j]), err)
+				break
 			}
 		}
 	}
-	return nil
+	return v.err()
 }
 
 // contradiction reports two events that set the same thing (a floor, or a

@@ -10,8 +10,8 @@ import (
 // explicitZeros finds the fields where zero means "unset, use the default"
 // in the decoded types but a document wrote 0 or 0s: `quantile: 0` read as
 // unset would silently plan for the default quantile, `headroom: 0` for
-// headroom 1.0. It returns the first such field, with its default, as a
-// FieldError, or nil.
+// headroom 1.0. It returns every such field, with its default, as
+// FieldErrors, or nil.
 func explicitZeros(doc []byte) error {
 	var p struct {
 		Spec struct {
@@ -36,28 +36,29 @@ func explicitZeros(doc []byte) error {
 		return nil
 	}
 	s := &p.Spec
+	var v fieldErrs
 	for _, d := range []struct {
 		field string
 		v     *model.Duration
 		def   model.Duration
 	}{{"spec.interval", s.Interval, DefaultInterval}, {"spec.step", s.Step, DefaultStep}, {"spec.lookback", s.Lookback, DefaultLookback}} {
 		if d.v != nil && *d.v == 0 {
-			return fieldErr(d.field, "must be positive, got 0 (leave it out for the default, %s)", d.def)
+			v.add(d.field, "must be positive, got 0 (leave it out for the default, %s)", d.def)
 		}
 	}
 	if q := s.Model.Quantile; q != nil && *q == 0 {
-		return fieldErr("spec.model.quantile", "must be in (0, 1), got 0 (leave it out for the default, %v)", DefaultQuantile)
+		v.add("spec.model.quantile", "must be in (0, 1), got 0 (leave it out for the default, %v)", DefaultQuantile)
 	}
 	if h := s.Capacity.Headroom; h != nil && *h == 0 {
-		return fieldErr("spec.capacity.headroom", "must be in (0, 100], got 0 (a multiplier: 1 is no headroom, the default)")
+		v.add("spec.capacity.headroom", "must be in (0, 100], got 0 (a multiplier: 1 is no headroom, the default)")
 	}
 	for i, src := range s.Sources {
 		if t := src.TargetPerPod; t != nil && *t == 0 {
-			return fieldErr(fmt.Sprintf("spec.sources[%d].targetPerPod", i), "must be positive, got 0 (leave it out for spec.capacity.targetPerPod)")
+			v.add(fmt.Sprintf("spec.sources[%d].targetPerPod", i), "must be positive, got 0 (leave it out for spec.capacity.targetPerPod)")
 		}
 		if q := src.Quantile; q != nil && *q == 0 {
-			return fieldErr(fmt.Sprintf("spec.sources[%d].quantile", i), "must be in (0, 1), got 0 (leave it out for spec.model.quantile)")
+			v.add(fmt.Sprintf("spec.sources[%d].quantile", i), "must be in (0, 1), got 0 (leave it out for spec.model.quantile)")
 		}
 	}
-	return nil
+	return v.err()
 }

@@ -15,14 +15,18 @@ import (
 )
 
 // Error is one problem with one object of a policy file. It names the file,
-// the line where the object starts, the object and the field.
+// the line (and column) of the field, the object and the field.
 type Error struct {
-	File  string
-	Line  int // first line of the object's YAML document, 1-based; 0 if unknown
-	Kind  string
-	Name  string
-	Field string // dotted path, e.g. spec.capacity.max
-	Err   error
+	File string
+	// Line is where the field is written, 1-based: its key, or the nearest
+	// enclosing field that is written when it is left out; the first line of
+	// the object for a problem of the whole object; 0 if unknown.
+	Line   int
+	Column int // of the field on Line, 1-based; 0 if unknown
+	Kind   string
+	Name   string
+	Field  string // dotted path, e.g. spec.capacity.max
+	Err    error
 }
 
 func (e *Error) Error() string {
@@ -30,6 +34,9 @@ func (e *Error) Error() string {
 	b.WriteString(e.File)
 	if e.Line > 0 {
 		fmt.Fprintf(&b, ":%d", e.Line)
+		if e.Column > 0 {
+			fmt.Fprintf(&b, ":%d", e.Column)
+		}
 	}
 	b.WriteString(": ")
 	if e.Kind != "" || e.Name != "" {
@@ -152,7 +159,7 @@ func parseDocuments(docs []document) (*Set, []error) {
 	set := &Set{DataSources: map[string]*DataSource{}}
 	var errs []error
 	var policies []*ForecastPolicy
-	policyLoc := map[*ForecastPolicy]document{}
+	policyLoc := map[*ForecastPolicy]*docErrors{}
 	seen := map[string]document{}
 
 	for _, d := range docs {
@@ -162,59 +169,56 @@ func parseDocuments(docs []document) (*Set, []error) {
 				Name string `yaml:"name"`
 			} `yaml:"metadata"`
 		}
-		fail := func(kind, name, field string, err error) {
-			errs = append(errs, &Error{File: d.file, Line: d.line, Kind: kind, Name: name, Field: field, Err: err})
-		}
 		if err := yaml.Unmarshal(d.data, &tm); err != nil {
-			fail("", "", "", fmt.Errorf("invalid YAML: %w", cleanYAMLError(err, d.line)))
+			de := &docErrors{doc: d}
+			de.yaml("", "", err)
+			errs = append(errs, de.sorted()...)
 			continue
 		}
 		name := tm.Metadata.Name
+		de := &docErrors{doc: d, kind: tm.Kind, name: name}
 		if tm.APIVersion != APIVersion {
-			fail(tm.Kind, name, "apiVersion", fmt.Errorf("must be %q, got %q", APIVersion, tm.APIVersion))
+			de.field("apiVersion", fmt.Errorf("must be %q, got %q", APIVersion, tm.APIVersion))
+			errs = append(errs, de.sorted()...)
 			continue
 		}
 		key := tm.Kind + "/" + name
 		if prev, dup := seen[key]; dup && name != "" {
-			fail(tm.Kind, name, "metadata.name", fmt.Errorf("duplicate name, first defined at %s:%d", prev.file, prev.line))
+			de.field("metadata.name", fmt.Errorf("duplicate name, first defined at %s:%d", prev.file, prev.line))
+			errs = append(errs, de.sorted()...)
 			continue
 		}
 		switch tm.Kind {
 		case KindForecastPolicy:
 			p := &ForecastPolicy{}
 			if err := yaml.UnmarshalStrict(d.data, p); err != nil {
-				fail(tm.Kind, name, "", cleanYAMLError(err, d.line))
+				de.yaml(tm.Kind, name, err)
+				// With only unknown fields, the rest can still be checked.
+				if yaml.Unmarshal(d.data, p) == nil {
+					de.validation(explicitZeros(d.data), p.Validate())
+				}
+				errs = append(errs, de.sorted()...)
 				continue
 			}
-			err := explicitZeros(d.data)
-			if err == nil {
-				err = p.Validate()
-			}
-			if err != nil {
-				var fe *FieldError
-				if errors.As(err, &fe) {
-					fail(tm.Kind, name, fe.Field, fe.Err)
-				} else {
-					fail(tm.Kind, name, "", err)
-				}
+			if de.validation(explicitZeros(d.data), p.Validate()) {
+				errs = append(errs, de.sorted()...)
 				continue
 			}
 			seen[key] = d
 			policies = append(policies, p)
-			policyLoc[p] = d
+			policyLoc[p] = de
 		case KindDataSource:
 			ds := &DataSource{}
 			if err := yaml.UnmarshalStrict(d.data, ds); err != nil {
-				fail(tm.Kind, name, "", cleanYAMLError(err, d.line))
+				de.yaml(tm.Kind, name, err)
+				if yaml.Unmarshal(d.data, ds) == nil {
+					de.validation(nil, ds.Validate())
+				}
+				errs = append(errs, de.sorted()...)
 				continue
 			}
-			if err := ds.Validate(); err != nil {
-				var fe *FieldError
-				if errors.As(err, &fe) {
-					fail(tm.Kind, name, fe.Field, fe.Err)
-				} else {
-					fail(tm.Kind, name, "", err)
-				}
+			if de.validation(nil, ds.Validate()) {
+				errs = append(errs, de.sorted()...)
 				continue
 			}
 			seen[key] = d
@@ -223,7 +227,8 @@ func parseDocuments(docs []document) (*Set, []error) {
 			ds.Spec.HTTPClientConfig.SetDirectory(filepath.Dir(d.file))
 			set.DataSources[name] = ds
 		default:
-			fail(tm.Kind, name, "kind", fmt.Errorf("must be %s or %s, got %q", KindForecastPolicy, KindDataSource, tm.Kind))
+			de.field("kind", fmt.Errorf("must be %s or %s, got %q", KindForecastPolicy, KindDataSource, tm.Kind))
+			errs = append(errs, de.sorted()...)
 		}
 	}
 
@@ -231,14 +236,14 @@ func parseDocuments(docs []document) (*Set, []error) {
 	for _, p := range policies {
 		if ref := p.Spec.DataSourceRef; ref != nil {
 			if _, ok := set.DataSources[ref.Name]; !ok {
-				d := policyLoc[p]
+				de := policyLoc[p]
 				known := make([]string, 0, len(set.DataSources))
 				for n := range set.DataSources {
 					known = append(known, n)
 				}
 				sort.Strings(known)
-				errs = append(errs, &Error{File: d.file, Line: d.line, Kind: KindForecastPolicy, Name: p.Metadata.Name,
-					Field: "spec.dataSourceRef.name", Err: fmt.Errorf("no valid DataSource named %q (valid: %v)", ref.Name, known)})
+				de.field("spec.dataSourceRef.name", fmt.Errorf("no valid DataSource named %q (valid: %v)", ref.Name, known))
+				errs = append(errs, de.sorted()...)
 				continue
 			}
 		}
@@ -247,29 +252,153 @@ func parseDocuments(docs []document) (*Set, []error) {
 	return set, errs
 }
 
+// docErrors collects the errors of one document, each at the position of
+// its field.
+type docErrors struct {
+	doc        document
+	kind, name string
+	pos        *positions // parsed on first use
+	errs       []*Error
+}
+
+func (de *docErrors) positions() positions {
+	if de.pos == nil {
+		p := newPositions(de.doc.data)
+		de.pos = &p
+	}
+	return *de.pos
+}
+
+// at adds an error at a line and column counted in the document.
+func (de *docErrors) at(line, col int, field string, err error) {
+	e := &Error{File: de.doc.file, Line: de.doc.line, Kind: de.kind, Name: de.name, Field: field, Err: err}
+	if line > 0 && de.doc.line > 0 {
+		e.Line, e.Column = de.doc.line+line-1, col
+	}
+	de.errs = append(de.errs, e)
+}
+
+// field adds an error of a field, at the field.
+func (de *docErrors) field(field string, err error) {
+	line, col := 0, 0
+	if field != "" {
+		line, col = de.positions().field(field)
+	}
+	de.at(line, col, field, err)
+}
+
+// validation adds the errors of explicitZeros and Validate, and tells
+// whether there were any. A field set explicitly to zero is reported once,
+// by explicitZeros: Validate saw the default in its place.
+func (de *docErrors) validation(zeros, verr error) bool {
+	var zs FieldErrors
+	errors.As(zeros, &zs)
+	explicit := map[string]bool{}
+	for _, fe := range zs {
+		explicit[fe.Field] = true
+		de.field(fe.Field, fe.Err)
+	}
+	if verr != nil {
+		var fes FieldErrors
+		var fe *FieldError
+		switch {
+		case errors.As(verr, &fes):
+		case errors.As(verr, &fe):
+			fes = FieldErrors{fe}
+		default:
+			de.field("", verr)
+		}
+		for _, fe := range fes {
+			if !explicit[fe.Field] {
+				de.field(fe.Field, fe.Err)
+			}
+		}
+	}
+	return len(de.errs) > 0
+}
+
 var (
-	yamlLineRE   = regexp.MustCompile(`(?m)^(\s*)line (\d+):`)
-	yamlGoTypeRE = regexp.MustCompile(`(?m)^(\s*line \d+: field \S+ not found) in type \S+$`)
+	yamlErrLineRE = regexp.MustCompile(`^(?:yaml: )?line (\d+): (.*)$`)
+	quotedRE      = regexp.MustCompile(`"(?:[^"\\]|\\.)*"$`)
+	unknownRE     = regexp.MustCompile(`^field (\S+) not found in type \S+$`)
 )
 
-// cleanYAMLError removes the "yaml: unmarshal errors:" preamble and the Go
-// type names of unknown-field errors so the message reads well after the
-// object's name, and turns the line numbers the YAML decoder counts from the
-// start of the document (which starts at line docLine of the file) into line
-// numbers of the file.
-func cleanYAMLError(err error, docLine int) error {
-	msg := err.Error()
-	msg = strings.TrimPrefix(msg, "yaml: unmarshal errors:\n")
-	msg = strings.TrimPrefix(msg, "yaml: ")
-	msg = yamlGoTypeRE.ReplaceAllString(msg, "$1")
-	msg = yamlLineRE.ReplaceAllStringFunc(msg, func(m string) string {
-		sub := yamlLineRE.FindStringSubmatch(m)
-		n, err := strconv.Atoi(sub[2])
-		if err != nil || docLine < 1 {
-			return m
+// yaml adds the errors of a YAML decoder: syntax errors, unknown fields and
+// values of the wrong type, one error each, at their own lines.
+func (de *docErrors) yaml(kind, name string, err error) {
+	var te *yaml.TypeError
+	if !errors.As(err, &te) {
+		msg, syntax := strings.CutPrefix(err.Error(), "yaml: ")
+		if !syntax {
+			// A value's own decoder failed (a duration, a URL): it names
+			// the value but not where it is.
+			if m := quotedRE.FindStringSubmatch(msg); m != nil {
+				if v, err := strconv.Unquote(m[0]); err == nil {
+					if line, col, path, ok := de.positions().scalar(v); ok {
+						de.at(line, col, path, errors.New(msg))
+						return
+					}
+				}
+			}
+			de.at(0, 0, "", errors.New(msg))
+			return
 		}
-		return fmt.Sprintf("%sline %d:", sub[1], n+docLine-1)
+		line := 0
+		if m := yamlErrLineRE.FindStringSubmatch(msg); m != nil {
+			line, _ = strconv.Atoi(m[1])
+			msg = m[2]
+		}
+		de.at(line, 0, "", fmt.Errorf("invalid YAML: %s", msg))
+		return
+	}
+	for _, e := range te.Errors {
+		m := yamlErrLineRE.FindStringSubmatch(e)
+		if m == nil {
+			de.at(0, 0, "", errors.New(e))
+			continue
+		}
+		line, _ := strconv.Atoi(m[1])
+		if u := unknownRE.FindStringSubmatch(m[2]); u != nil {
+			if col, path, ok := de.positions().key(line, u[1]); ok {
+				de.at(line, col, path, fmt.Errorf("unknown field (no such field in a %s)", kindOr(kind)))
+			} else {
+				de.at(line, 0, "", fmt.Errorf("field %s not found", u[1]))
+			}
+			continue
+		}
+		col, path, _ := de.positions().valueAt(line)
+		de.at(line, col, path, errors.New(m[2]))
+	}
+}
+
+func kindOr(kind string) string {
+	if kind == "" {
+		return "object"
+	}
+	return kind
+}
+
+// maxObjectErrors bounds the errors reported for one object.
+const maxObjectErrors = 20
+
+// sorted returns the errors in the order of their positions in the file,
+// at most maxObjectErrors of them and a last one that counts the others.
+func (de *docErrors) sorted() []error {
+	sort.SliceStable(de.errs, func(i, j int) bool {
+		a, b := de.errs[i], de.errs[j]
+		if a.Line != b.Line {
+			return a.Line < b.Line
+		}
+		return a.Column < b.Column
 	})
-	msg = strings.Join(strings.Fields(msg), " ")
-	return errors.New(msg)
+	if n := len(de.errs); n > maxObjectErrors {
+		de.errs = de.errs[:maxObjectErrors]
+		de.at(0, 0, "", fmt.Errorf("%d more errors not shown", n-maxObjectErrors))
+	}
+	out := make([]error, len(de.errs))
+	for i, e := range de.errs {
+		out[i] = e
+	}
+	de.errs = nil
+	return out
 }

@@ -3,6 +3,7 @@ package policy
 import (
 	"crypto/tls"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -314,35 +315,43 @@ func TestParseErrors(t *testing.T) {
 		valid []string
 		// errs is the number of errors if not 1; the first one is checked.
 		errs int
+		// at is the text the first error points at: the line want.Line
+		// from the column want.Column on; with at, those two are not given.
+		at string
 	}{
 		{
 			name:   "unknown field",
 			in:     header + edit(t, validPolicy, "  horizon: 30m\n", "  horizon: 30m\n  replicas: 3\n"),
-			want:   Error{Line: 3, Kind: "ForecastPolicy", Name: "p"},
-			reason: "line 11: field replicas not found", // line 9 of the document
+			want:   Error{Kind: "ForecastPolicy", Name: "p", Field: "spec.replicas"},
+			at:     "replicas: 3", // line 9 of the document, 11 of the file
+			reason: "unknown field (no such field in a ForecastPolicy)",
 		},
 		{
 			name:   "unknown field in capacity",
 			in:     header + edit(t, validPolicy, "    max: 50\n", "    max: 50\n    maxReplicas: 50\n"),
-			want:   Error{Line: 3, Kind: "ForecastPolicy", Name: "p"},
-			reason: "line 15: field maxReplicas not found",
+			want:   Error{Kind: "ForecastPolicy", Name: "p", Field: "spec.capacity.maxReplicas"},
+			at:     "maxReplicas: 50",
+			reason: "unknown field",
 		},
 		{
 			name:   "wrong type",
 			in:     header + edit(t, validPolicy, "max: 50", "max: fifty"),
-			want:   Error{Line: 3, Kind: "ForecastPolicy", Name: "p"},
-			reason: "line 14: cannot unmarshal !!str `fifty` into int32",
+			want:   Error{Kind: "ForecastPolicy", Name: "p", Field: "spec.capacity.max"},
+			at:     "max: fifty",
+			reason: "cannot unmarshal !!str `fifty` into int32",
 		},
 		{
 			name:   "bad duration",
 			in:     header + edit(t, validPolicy, "horizon: 30m", "horizon: 30 minutes"),
-			want:   Error{Line: 3, Kind: "ForecastPolicy", Name: "p"},
+			want:   Error{Kind: "ForecastPolicy", Name: "p", Field: "spec.horizon"},
+			at:     "horizon: 30 minutes",
 			reason: `unknown unit " minutes" in duration "30 minutes"`,
 		},
 		{
 			name:   "wrong apiVersion",
 			in:     header + edit(t, validPolicy, "kedastral.io/v1alpha1", "kedastral.io/v1"),
-			want:   Error{Line: 3, Kind: "ForecastPolicy", Name: "p", Field: "apiVersion"},
+			want:   Error{Kind: "ForecastPolicy", Name: "p", Field: "apiVersion"},
+			at:     "apiVersion: kedastral.io/v1",
 			reason: `must be "kedastral.io/v1alpha1", got "kedastral.io/v1"`,
 		},
 		{
@@ -354,242 +363,282 @@ func TestParseErrors(t *testing.T) {
 		{
 			name:   "unknown kind",
 			in:     header + edit(t, validPolicy, "kind: ForecastPolicy", "kind: ScaledObject"),
-			want:   Error{Line: 3, Kind: "ScaledObject", Name: "p", Field: "kind"},
+			want:   Error{Kind: "ScaledObject", Name: "p", Field: "kind"},
+			at:     "kind: ScaledObject",
 			reason: `must be ForecastPolicy or DataSource, got "ScaledObject"`,
 		},
 		{
 			name:   "missing name",
 			in:     header + edit(t, validPolicy, "  name: p\n", "  namespace: default\n"),
-			want:   Error{Line: 3, Kind: "ForecastPolicy", Field: "metadata.name"},
+			want:   Error{Kind: "ForecastPolicy", Field: "metadata.name"},
+			at:     "metadata:",
 			reason: "is required",
 		},
 		{
 			name:   "bad name",
 			in:     header + edit(t, validPolicy, "name: p", "name: API_policy"),
-			want:   Error{Line: 3, Kind: "ForecastPolicy", Name: "API_policy", Field: "metadata.name"},
+			want:   Error{Kind: "ForecastPolicy", Name: "API_policy", Field: "metadata.name"},
+			at:     "name: API_policy",
 			reason: `"API_policy" is not a valid name`,
 		},
 		{
 			name:   "name too long",
 			in:     header + edit(t, validPolicy, "name: p", "name: "+strings.Repeat("a", 254)),
-			want:   Error{Line: 3, Kind: "ForecastPolicy", Name: strings.Repeat("a", 254), Field: "metadata.name"},
+			want:   Error{Kind: "ForecastPolicy", Name: strings.Repeat("a", 254), Field: "metadata.name"},
+			at:     "name: aaaaaaaaaaaaaaaaaaaaaaaa",
 			reason: "is not a valid name",
 		},
 		{
 			name:   "missing targetRef",
 			in:     header + edit(t, validPolicy, "  targetRef:\n    name: my-api\n", ""),
-			want:   Error{Line: 3, Kind: "ForecastPolicy", Name: "p", Field: "spec.targetRef.name"},
+			want:   Error{Kind: "ForecastPolicy", Name: "p", Field: "spec.targetRef.name"},
+			at:     "spec:",
 			reason: "is required",
 		},
 		{
 			name: "invalid PromQL",
 			in:   header + edit(t, validPolicy, "query: sum(rate(http_requests_total[1m]))", "query: sum(rate(http_requests_total[1m])"),
-			want: Error{Line: 3, Kind: "ForecastPolicy", Name: "p", Field: "spec.sources[0].query"},
+			want: Error{Kind: "ForecastPolicy", Name: "p", Field: "spec.sources[0].query"},
+			at:   "query: sum(rate(http_requests_",
 			// The parser's own message, with its position in the expression.
 			reason: `invalid PromQL "sum(rate(http_requests_total[1m])": 1:34: parse error: unclosed left parenthesis`,
 		},
 		{
 			name:   "unknown PromQL function",
 			in:     header + edit(t, validPolicy, "sum(rate(", "summ(rate("),
-			want:   Error{Line: 3, Kind: "ForecastPolicy", Name: "p", Field: "spec.sources[0].query"},
+			want:   Error{Kind: "ForecastPolicy", Name: "p", Field: "spec.sources[0].query"},
+			at:     "query: summ(rate(http_requests",
 			reason: `unknown function with name "summ"`,
 		},
 		{
 			name:   "PromQL returning a range vector",
 			in:     header + edit(t, validPolicy, "query: sum(rate(http_requests_total[1m]))", "query: http_requests_total[5m]"),
-			want:   Error{Line: 3, Kind: "ForecastPolicy", Name: "p", Field: "spec.sources[0].query"},
+			want:   Error{Kind: "ForecastPolicy", Name: "p", Field: "spec.sources[0].query"},
+			at:     "query: http_requests_total[5m]",
 			reason: `PromQL "http_requests_total[5m]" returns a matrix; it must return an instant vector`,
 		},
 		{
 			name:   "PromQL returning a string",
 			in:     header + edit(t, validPolicy, "query: sum(rate(http_requests_total[1m]))", `query: '"up"'`),
-			want:   Error{Line: 3, Kind: "ForecastPolicy", Name: "p", Field: "spec.sources[0].query"},
+			want:   Error{Kind: "ForecastPolicy", Name: "p", Field: "spec.sources[0].query"},
+			at:     "query: '\"up\"'",
 			reason: `returns a string; it must return an instant vector`,
 		},
 		{
 			name:   "empty query",
 			in:     header + edit(t, validPolicy, "query: sum(rate(http_requests_total[1m]))", "query: ''"),
-			want:   Error{Line: 3, Kind: "ForecastPolicy", Name: "p", Field: "spec.sources[0].query"},
+			want:   Error{Kind: "ForecastPolicy", Name: "p", Field: "spec.sources[0].query"},
+			at:     "query: ''",
 			reason: "is required",
 		},
 		{
 			name:   "no sources",
 			in:     header + edit(t, validPolicy, "  sources:\n    - name: rps\n      query: sum(rate(http_requests_total[1m]))\n", ""),
-			want:   Error{Line: 3, Kind: "ForecastPolicy", Name: "p", Field: "spec.sources"},
+			want:   Error{Kind: "ForecastPolicy", Name: "p", Field: "spec.sources"},
+			at:     "spec:",
 			reason: "at least one source is required",
 		},
 		{
 			name:   "unknown source type",
 			in:     header + edit(t, validPolicy, "    - name: rps\n", "    - name: rps\n      type: kafka\n"),
-			want:   Error{Line: 3, Kind: "ForecastPolicy", Name: "p", Field: "spec.sources[0].type"},
+			want:   Error{Kind: "ForecastPolicy", Name: "p", Field: "spec.sources[0].type"},
+			at:     "type: kafka",
 			reason: `must be "prometheus", got "kafka"`,
 		},
 		{
 			name:   "zero targetPerPod",
 			in:     header + edit(t, validPolicy, "targetPerPod: 200", "targetPerPod: 0"),
-			want:   Error{Line: 3, Kind: "ForecastPolicy", Name: "p", Field: "spec.capacity.targetPerPod"},
+			want:   Error{Kind: "ForecastPolicy", Name: "p", Field: "spec.capacity.targetPerPod"},
+			at:     "targetPerPod: 0",
 			reason: "must be a positive number, got 0",
 		},
 		{
 			name:   "negative targetPerPod",
 			in:     header + edit(t, validPolicy, "targetPerPod: 200", "targetPerPod: -5"),
-			want:   Error{Line: 3, Kind: "ForecastPolicy", Name: "p", Field: "spec.capacity.targetPerPod"},
+			want:   Error{Kind: "ForecastPolicy", Name: "p", Field: "spec.capacity.targetPerPod"},
+			at:     "targetPerPod: -5",
 			reason: "must be a positive number, got -5",
 		},
 		{
 			name:   "NaN targetPerPod",
 			in:     header + edit(t, validPolicy, "targetPerPod: 200", "targetPerPod: .nan"),
-			want:   Error{Line: 3, Kind: "ForecastPolicy", Name: "p", Field: "spec.capacity.targetPerPod"},
+			want:   Error{Kind: "ForecastPolicy", Name: "p", Field: "spec.capacity.targetPerPod"},
+			at:     "targetPerPod: .nan",
 			reason: "must be a positive number, got NaN",
 		},
 		{
 			name:   "byom without byom",
 			in:     header + edit(t, validPolicy, "  sources:\n", "  model: {type: byom}\n  sources:\n"),
-			want:   Error{Line: 3, Kind: "ForecastPolicy", Name: "p", Field: "spec.model.byom"},
+			want:   Error{Kind: "ForecastPolicy", Name: "p", Field: "spec.model.byom"},
+			at:     "model: {type: byom}",
 			reason: "is required with type byom",
 		},
 		{
 			name:   "byom settings with another model",
 			in:     header + edit(t, validPolicy, "  sources:\n", "  model:\n    type: baseline\n    byom: {url: 'http://m:8080/forecast'}\n  sources:\n"),
-			want:   Error{Line: 3, Kind: "ForecastPolicy", Name: "p", Field: "spec.model.byom"},
+			want:   Error{Kind: "ForecastPolicy", Name: "p", Field: "spec.model.byom"},
+			at:     "byom: {url: 'http://m:8080/for",
 			reason: "is only allowed with type byom, got type baseline",
 		},
 		{
 			name:   "byom with a bad URL",
 			in:     header + edit(t, validPolicy, "  sources:\n", "  model:\n    type: byom\n    byom: {url: 'm:8080'}\n  sources:\n"),
-			want:   Error{Line: 3, Kind: "ForecastPolicy", Name: "p", Field: "spec.model.byom.url"},
+			want:   Error{Kind: "ForecastPolicy", Name: "p", Field: "spec.model.byom.url"},
+			at:     "url: 'm:8080'}",
 			reason: `"m:8080" must be an absolute http or https URL`,
 		},
 		{
 			name:   "tolerance of 1",
 			in:     header + edit(t, validPolicy, "    max: 50\n", "    max: 50\n    tolerance: 1\n"),
-			want:   Error{Line: 3, Kind: "ForecastPolicy", Name: "p", Field: "spec.capacity.tolerance"},
+			want:   Error{Kind: "ForecastPolicy", Name: "p", Field: "spec.capacity.tolerance"},
+			at:     "tolerance: 1",
 			reason: "must be in [0, 1), got 1",
 		},
 		{
 			name:   "negative tolerance",
 			in:     header + edit(t, validPolicy, "    max: 50\n", "    max: 50\n    tolerance: -0.1\n"),
-			want:   Error{Line: 3, Kind: "ForecastPolicy", Name: "p", Field: "spec.capacity.tolerance"},
+			want:   Error{Kind: "ForecastPolicy", Name: "p", Field: "spec.capacity.tolerance"},
+			at:     "tolerance: -0.1",
 			reason: "must be in [0, 1), got -0.1",
 		},
 		{
 			name:   "scaledObject without scalerAddress",
 			in:     header + edit(t, validPolicy, "  sources:\n", "  scaledObject: {name: web}\n  sources:\n"),
-			want:   Error{Line: 3, Kind: "ForecastPolicy", Name: "p", Field: "spec.scaledObject.scalerAddress"},
+			want:   Error{Kind: "ForecastPolicy", Name: "p", Field: "spec.scaledObject.scalerAddress"},
+			at:     "scaledObject: {name: web}",
 			reason: "is required: the Kedastral scaler's host:port, e.g. kedastral-scaler.kedastral.svc:50051",
 		},
 		{
 			name:   "scaledObject scalerAddress without port",
 			in:     header + edit(t, validPolicy, "  sources:\n", "  scaledObject: {scalerAddress: kedastral-scaler}\n  sources:\n"),
-			want:   Error{Line: 3, Kind: "ForecastPolicy", Name: "p", Field: "spec.scaledObject.scalerAddress"},
+			want:   Error{Kind: "ForecastPolicy", Name: "p", Field: "spec.scaledObject.scalerAddress"},
+			at:     "scalerAddress: kedastral-scale",
 			reason: `"kedastral-scaler" is not host:port`,
 		},
 		{
 			name:   "scaledObject bad name",
 			in:     header + edit(t, validPolicy, "  sources:\n", "  scaledObject: {name: Web_1, scalerAddress: 's:1'}\n  sources:\n"),
-			want:   Error{Line: 3, Kind: "ForecastPolicy", Name: "p", Field: "spec.scaledObject.name"},
+			want:   Error{Kind: "ForecastPolicy", Name: "p", Field: "spec.scaledObject.name"},
+			at:     "name: Web_1, scalerAddress: 's",
 			reason: `"Web_1" is not a valid object name (lowercase letters, digits, '-' and '.')`,
 		},
 		{
 			name:   "scaledObject trigger metadata the forecaster sets",
 			in:     header + edit(t, validPolicy, "  sources:\n", "  scaledObject: {scalerAddress: 's:1', triggerMetadata: {policy: other}}\n  sources:\n"),
-			want:   Error{Line: 3, Kind: "ForecastPolicy", Name: "p", Field: "spec.scaledObject.triggerMetadata.policy"},
+			want:   Error{Kind: "ForecastPolicy", Name: "p", Field: "spec.scaledObject.triggerMetadata.policy"},
+			at:     "policy: other}}",
 			reason: "is set by the forecaster (scalerAddress, policy, policyNamespace)",
 		},
 		{
 			name:   "HPA scale-down stabilization over an hour",
 			in:     header + edit(t, validPolicy, "    max: 50\n", "    max: 50\n    hpaScaleDownStabilization: 2h\n"),
-			want:   Error{Line: 3, Kind: "ForecastPolicy", Name: "p", Field: "spec.capacity.hpaScaleDownStabilization"},
+			want:   Error{Kind: "ForecastPolicy", Name: "p", Field: "spec.capacity.hpaScaleDownStabilization"},
+			at:     "hpaScaleDownStabilization: 2h",
 			reason: "must be in [0s, 1h] (the HPA's limit of 3600 seconds), got 2h",
 		},
 		{
 			name:   "negative headroom",
 			in:     header + edit(t, validPolicy, "    max: 50\n", "    max: 50\n    headroom: -1\n"),
-			want:   Error{Line: 3, Kind: "ForecastPolicy", Name: "p", Field: "spec.capacity.headroom"},
+			want:   Error{Kind: "ForecastPolicy", Name: "p", Field: "spec.capacity.headroom"},
+			at:     "headroom: -1",
 			reason: "must be in (0, 100], got -1",
 		},
 		{
 			name:   "min greater than max",
 			in:     header + edit(t, validPolicy, "    max: 50\n", "    max: 5\n    min: 10\n"),
-			want:   Error{Line: 3, Kind: "ForecastPolicy", Name: "p", Field: "spec.capacity.min"},
+			want:   Error{Kind: "ForecastPolicy", Name: "p", Field: "spec.capacity.min"},
+			at:     "min: 10",
 			reason: "min (10) is greater than max (5)",
 		},
 		{
 			name:   "negative min",
 			in:     header + edit(t, validPolicy, "    max: 50\n", "    max: 50\n    min: -1\n"),
-			want:   Error{Line: 3, Kind: "ForecastPolicy", Name: "p", Field: "spec.capacity.min"},
+			want:   Error{Kind: "ForecastPolicy", Name: "p", Field: "spec.capacity.min"},
+			at:     "min: -1",
 			reason: "must not be negative, got -1",
 		},
 		{
 			name:   "max 0",
 			in:     header + edit(t, validPolicy, "max: 50", "max: 0"),
-			want:   Error{Line: 3, Kind: "ForecastPolicy", Name: "p", Field: "spec.capacity.max"},
+			want:   Error{Kind: "ForecastPolicy", Name: "p", Field: "spec.capacity.max"},
+			at:     "max: 0",
 			reason: "must be in [1, 100000], got 0",
 		},
 		{
 			name:   "missing max",
 			in:     header + edit(t, validPolicy, "    max: 50\n", ""),
-			want:   Error{Line: 3, Kind: "ForecastPolicy", Name: "p", Field: "spec.capacity.max"},
+			want:   Error{Kind: "ForecastPolicy", Name: "p", Field: "spec.capacity.max"},
+			at:     "capacity:",
 			reason: "must be in [1, 100000], got 0",
 		},
 		{
 			name:   "max over the limit",
 			in:     header + edit(t, validPolicy, "max: 50", "max: 100001"),
-			want:   Error{Line: 3, Kind: "ForecastPolicy", Name: "p", Field: "spec.capacity.max"},
+			want:   Error{Kind: "ForecastPolicy", Name: "p", Field: "spec.capacity.max"},
+			at:     "max: 100001",
 			reason: "must be in [1, 100000], got 100001",
 		},
 		{
 			name:   "quantile above 1",
 			in:     header + edit(t, validPolicy, "  sources:\n", "  model:\n    quantile: 1.5\n  sources:\n"),
-			want:   Error{Line: 3, Kind: "ForecastPolicy", Name: "p", Field: "spec.model.quantile"},
+			want:   Error{Kind: "ForecastPolicy", Name: "p", Field: "spec.model.quantile"},
+			at:     "quantile: 1.5",
 			reason: "must be in (0, 1), got 1.5",
 		},
 		{
 			name:   "quantile 1",
 			in:     header + edit(t, validPolicy, "  sources:\n", "  model:\n    quantile: 1\n  sources:\n"),
-			want:   Error{Line: 3, Kind: "ForecastPolicy", Name: "p", Field: "spec.model.quantile"},
+			want:   Error{Kind: "ForecastPolicy", Name: "p", Field: "spec.model.quantile"},
+			at:     "quantile: 1",
 			reason: "must be in (0, 1), got 1",
 		},
 		{
 			name:   "negative quantile",
 			in:     header + edit(t, validPolicy, "  sources:\n", "  model:\n    quantile: -0.1\n  sources:\n"),
-			want:   Error{Line: 3, Kind: "ForecastPolicy", Name: "p", Field: "spec.model.quantile"},
+			want:   Error{Kind: "ForecastPolicy", Name: "p", Field: "spec.model.quantile"},
+			at:     "quantile: -0.1",
 			reason: "must be in (0, 1), got -0.1",
 		},
 		{
 			name:   "unknown model type",
 			in:     header + edit(t, validPolicy, "  sources:\n", "  model:\n    type: prophet\n  sources:\n"),
-			want:   Error{Line: 3, Kind: "ForecastPolicy", Name: "p", Field: "spec.model.type"},
+			want:   Error{Kind: "ForecastPolicy", Name: "p", Field: "spec.model.type"},
+			at:     "type: prophet",
 			reason: `unknown model "prophet" (known: [`,
 		},
 		{
 			name:   "leadTime beyond horizon",
 			in:     header + edit(t, validPolicy, "leadTime: 5m", "leadTime: 45m"),
-			want:   Error{Line: 3, Kind: "ForecastPolicy", Name: "p", Field: "spec.leadTime"},
+			want:   Error{Kind: "ForecastPolicy", Name: "p", Field: "spec.leadTime"},
+			at:     "leadTime: 45m",
 			reason: "45m is beyond the horizon 30m",
 		},
 		{
 			name:   "missing horizon",
 			in:     header + edit(t, validPolicy, "  horizon: 30m\n", ""),
-			want:   Error{Line: 3, Kind: "ForecastPolicy", Name: "p", Field: "spec.horizon"},
+			want:   Error{Kind: "ForecastPolicy", Name: "p", Field: "spec.horizon"},
+			at:     "spec:",
 			reason: "must be positive, got 0s",
 		},
 		{
 			name:   "ahead not a multiple of step",
 			in:     header + edit(t, validPolicy, "  leadTime: 5m\n", "  leadTime: 5m\n  ahead: [5m, 90s]\n"),
-			want:   Error{Line: 3, Kind: "ForecastPolicy", Name: "p", Field: "spec.ahead[1]"},
+			want:   Error{Kind: "ForecastPolicy", Name: "p", Field: "spec.ahead[1]"},
+			at:     "90s]",
 			reason: "1m30s is not a multiple of the step 1m",
 		},
 		{
 			name:   "duplicate ahead",
 			in:     header + edit(t, validPolicy, "  leadTime: 5m\n", "  leadTime: 5m\n  ahead: [5m, 15m, 300s]\n"),
-			want:   Error{Line: 3, Kind: "ForecastPolicy", Name: "p", Field: "spec.ahead[2]"},
+			want:   Error{Kind: "ForecastPolicy", Name: "p", Field: "spec.ahead[2]"},
+			at:     "300s]",
 			reason: "duplicate offset 5m",
 		},
 		{
 			name:   "ahead beyond horizon",
 			in:     header + edit(t, validPolicy, "  leadTime: 5m\n", "  leadTime: 5m\n  ahead: [1h]\n"),
-			want:   Error{Line: 3, Kind: "ForecastPolicy", Name: "p", Field: "spec.ahead[0]"},
+			want:   Error{Kind: "ForecastPolicy", Name: "p", Field: "spec.ahead[0]"},
+			at:     "1h]",
 			reason: "must be in (0, horizon=30m], got 1h",
 		},
 		{
@@ -597,45 +646,52 @@ func TestParseErrors(t *testing.T) {
 			// default offset comes from.
 			name:   "leadTime not a multiple of step",
 			in:     header + edit(t, validPolicy, "leadTime: 5m", "leadTime: 90s"),
-			want:   Error{Line: 3, Kind: "ForecastPolicy", Name: "p", Field: "spec.leadTime"},
+			want:   Error{Kind: "ForecastPolicy", Name: "p", Field: "spec.leadTime"},
+			at:     "leadTime: 90s",
 			reason: "1m30s is not a multiple of the step 1m",
 		},
 		{
 			name:   "horizon not a multiple of step",
 			in:     header + edit(t, validPolicy, "horizon: 30m", "horizon: 30m30s"),
-			want:   Error{Line: 3, Kind: "ForecastPolicy", Name: "p", Field: "spec.horizon"},
+			want:   Error{Kind: "ForecastPolicy", Name: "p", Field: "spec.horizon"},
+			at:     "horizon: 30m30s",
 			reason: "30m30s is not a multiple of the step 1m",
 		},
 		{
 			name:   "step too small",
 			in:     header + edit(t, validPolicy, "  leadTime: 5m\n", "  leadTime: 5m\n  step: 500ms\n"),
-			want:   Error{Line: 3, Kind: "ForecastPolicy", Name: "p", Field: "spec.step"},
+			want:   Error{Kind: "ForecastPolicy", Name: "p", Field: "spec.step"},
+			at:     "step: 500ms",
 			reason: "must be at least 1s, got 500ms",
 		},
 		{
 			name:   "interval too small",
 			in:     header + edit(t, validPolicy, "  leadTime: 5m\n", "  leadTime: 5m\n  interval: 100ms\n"),
-			want:   Error{Line: 3, Kind: "ForecastPolicy", Name: "p", Field: "spec.interval"},
+			want:   Error{Kind: "ForecastPolicy", Name: "p", Field: "spec.interval"},
+			at:     "interval: 100ms",
 			reason: "must be at least 1s, got 100ms",
 		},
 		{
 			// 1y at 1m is 525600 points.
 			name:   "huge lookback",
 			in:     header + edit(t, validPolicy, "  leadTime: 5m\n", "  leadTime: 5m\n  lookback: 1y\n"),
-			want:   Error{Line: 3, Kind: "ForecastPolicy", Name: "p", Field: "spec.lookback"},
+			want:   Error{Kind: "ForecastPolicy", Name: "p", Field: "spec.lookback"},
+			at:     "lookback: 1y",
 			reason: "1y at step 1m is 525600 points, more than the limit of 200000",
 		},
 		{
 			name:   "lookback shorter than a step",
 			in:     header + edit(t, validPolicy, "  leadTime: 5m\n", "  leadTime: 5m\n  lookback: 30s\n"),
-			want:   Error{Line: 3, Kind: "ForecastPolicy", Name: "p", Field: "spec.lookback"},
+			want:   Error{Kind: "ForecastPolicy", Name: "p", Field: "spec.lookback"},
+			at:     "lookback: 30s",
 			reason: "must be at least one step (1m), got 30s",
 		},
 		{
 			// 7d at 1m is 10080 points.
 			name:   "huge horizon",
 			in:     header + edit(t, validPolicy, "horizon: 30m", "horizon: 7d"),
-			want:   Error{Line: 3, Kind: "ForecastPolicy", Name: "p", Field: "spec.horizon"},
+			want:   Error{Kind: "ForecastPolicy", Name: "p", Field: "spec.horizon"},
+			at:     "horizon: 7d",
 			reason: "1w at step 1m is 10080 points, more than the limit of 10000",
 		},
 		{
@@ -645,7 +701,8 @@ func TestParseErrors(t *testing.T) {
       scaleUp:
         policies: [{type: Pods, value: 4, periodSeconds: 60}, {type: Replicas, value: 4, periodSeconds: 60}]
 `),
-			want:   Error{Line: 3, Kind: "ForecastPolicy", Name: "p", Field: "spec.capacity.behavior.scaleUp.policies[1].type"},
+			want:   Error{Kind: "ForecastPolicy", Name: "p", Field: "spec.capacity.behavior.scaleUp.policies[1].type"},
+			at:     "type: Replicas, value: 4, peri",
 			reason: `must be Pods or Percent, got "Replicas"`,
 		},
 		{
@@ -655,7 +712,8 @@ func TestParseErrors(t *testing.T) {
       scaleDown:
         policies: [{type: Percent, value: 0, periodSeconds: 60}]
 `),
-			want:   Error{Line: 3, Kind: "ForecastPolicy", Name: "p", Field: "spec.capacity.behavior.scaleDown.policies[0].value"},
+			want:   Error{Kind: "ForecastPolicy", Name: "p", Field: "spec.capacity.behavior.scaleDown.policies[0].value"},
+			at:     "value: 0, periodSeconds: 60}]",
 			reason: "must be positive, got 0",
 		},
 		{
@@ -665,7 +723,8 @@ func TestParseErrors(t *testing.T) {
       scaleDown:
         policies: [{type: Pods, value: 1}]
 `),
-			want:   Error{Line: 3, Kind: "ForecastPolicy", Name: "p", Field: "spec.capacity.behavior.scaleDown.policies[0].periodSeconds"},
+			want:   Error{Kind: "ForecastPolicy", Name: "p", Field: "spec.capacity.behavior.scaleDown.policies[0].periodSeconds"},
+			at:     "{type: Pods, value: 1}]",
 			reason: "must be in (0, 1800], got 0",
 		},
 		{
@@ -675,7 +734,8 @@ func TestParseErrors(t *testing.T) {
       scaleUp:
         policies: [{type: Pods, value: 1, periodSeconds: 1801}]
 `),
-			want:   Error{Line: 3, Kind: "ForecastPolicy", Name: "p", Field: "spec.capacity.behavior.scaleUp.policies[0].periodSeconds"},
+			want:   Error{Kind: "ForecastPolicy", Name: "p", Field: "spec.capacity.behavior.scaleUp.policies[0].periodSeconds"},
+			at:     "periodSeconds: 1801}]",
 			reason: "must be in (0, 1800], got 1801",
 		},
 		{
@@ -685,7 +745,8 @@ func TestParseErrors(t *testing.T) {
       scaleUp:
         selectPolicy: Biggest
 `),
-			want:   Error{Line: 3, Kind: "ForecastPolicy", Name: "p", Field: "spec.capacity.behavior.scaleUp.selectPolicy"},
+			want:   Error{Kind: "ForecastPolicy", Name: "p", Field: "spec.capacity.behavior.scaleUp.selectPolicy"},
+			at:     "selectPolicy: Biggest",
 			reason: `must be Max, Min or Disabled, got "Biggest"`,
 		},
 		{
@@ -695,7 +756,8 @@ func TestParseErrors(t *testing.T) {
       scaleDown:
         stabilizationWindowSeconds: 3601
 `),
-			want:   Error{Line: 3, Kind: "ForecastPolicy", Name: "p", Field: "spec.capacity.behavior.scaleDown.stabilizationWindowSeconds"},
+			want:   Error{Kind: "ForecastPolicy", Name: "p", Field: "spec.capacity.behavior.scaleDown.stabilizationWindowSeconds"},
+			at:     "stabilizationWindowSeconds: 36",
 			reason: "must be in [0, 3600], got 3601",
 		},
 		{
@@ -705,7 +767,8 @@ func TestParseErrors(t *testing.T) {
       scaleUp:
         stabilizationWindowSeconds: -1
 `),
-			want:   Error{Line: 3, Kind: "ForecastPolicy", Name: "p", Field: "spec.capacity.behavior.scaleUp.stabilizationWindowSeconds"},
+			want:   Error{Kind: "ForecastPolicy", Name: "p", Field: "spec.capacity.behavior.scaleUp.stabilizationWindowSeconds"},
+			at:     "stabilizationWindowSeconds: -1",
 			reason: "must be in [0, 3600], got -1",
 		},
 		{
@@ -715,56 +778,65 @@ func TestParseErrors(t *testing.T) {
       scaleUp:
         stabilizationWindow: 60
 `),
-			want:   Error{Line: 3, Kind: "ForecastPolicy", Name: "p"},
-			reason: "line 17: field stabilizationWindow not found",
+			want:   Error{Kind: "ForecastPolicy", Name: "p", Field: "spec.capacity.behavior.scaleUp.stabilizationWindow"},
+			at:     "stabilizationWindow: 60",
+			reason: "unknown field",
 		},
 		{
 			name:   "dataSourceRef to a missing DataSource",
 			in:     header + validDataSource + "---\n" + edit(t, validPolicy, "  sources:\n", "  dataSourceRef: {name: thanos}\n  sources:\n"),
-			want:   Error{Line: 10, Kind: "ForecastPolicy", Name: "p", Field: "spec.dataSourceRef.name"},
+			want:   Error{Kind: "ForecastPolicy", Name: "p", Field: "spec.dataSourceRef.name"},
+			at:     "name: thanos}",
 			reason: `no valid DataSource named "thanos" (valid: [prom])`,
 		},
 		{
 			name:   "dataSourceRef without a name",
 			in:     header + edit(t, validPolicy, "  sources:\n", "  dataSourceRef: {}\n  sources:\n"),
-			want:   Error{Line: 3, Kind: "ForecastPolicy", Name: "p", Field: "spec.dataSourceRef.name"},
+			want:   Error{Kind: "ForecastPolicy", Name: "p", Field: "spec.dataSourceRef.name"},
+			at:     "dataSourceRef: {}",
 			reason: "is required when dataSourceRef is set",
 		},
 		{
 			name:   "DataSource without a URL",
 			in:     header + edit(t, validDataSource, "  url: http://prometheus:9090\n", "  proxy_url: http://proxy:3128\n"),
-			want:   Error{Line: 3, Kind: "DataSource", Name: "prom", Field: "spec.url"},
+			want:   Error{Kind: "DataSource", Name: "prom", Field: "spec.url"},
+			at:     "spec:",
 			reason: "is required",
 		},
 		{
 			name:   "DataSource URL without a scheme",
 			in:     header + edit(t, validDataSource, "http://prometheus:9090", "prometheus:9090"),
-			want:   Error{Line: 3, Kind: "DataSource", Name: "prom", Field: "spec.url"},
+			want:   Error{Kind: "DataSource", Name: "prom", Field: "spec.url"},
+			at:     "url: prometheus:9090",
 			reason: `"prometheus:9090" must be an absolute http or https URL`,
 		},
 		{
 			name:   "DataSource URL with another scheme",
 			in:     header + edit(t, validDataSource, "http://prometheus:9090", "grpc://prometheus:9090"),
-			want:   Error{Line: 3, Kind: "DataSource", Name: "prom", Field: "spec.url"},
+			want:   Error{Kind: "DataSource", Name: "prom", Field: "spec.url"},
+			at:     "url: grpc://prometheus:9090",
 			reason: "must be an absolute http or https URL",
 		},
 		{
 			name:   "DataSource URL without a host, password redacted",
 			in:     header + edit(t, validDataSource, "http://prometheus:9090", "http://user:s3cret@/api"),
-			want:   Error{Line: 3, Kind: "DataSource", Name: "prom", Field: "spec.url"},
+			want:   Error{Kind: "DataSource", Name: "prom", Field: "spec.url"},
+			at:     "url: http://user:s3cret@/api",
 			reason: `"http://user:xxxxx@/api" must be an absolute http or https URL`,
 		},
 		{
 			// url.Parse quotes the whole URL in its error, password included.
 			name:   "unparsable DataSource URL, password not shown",
 			in:     header + edit(t, validDataSource, "http://prometheus:9090", `"http://user:s3cret@prom etheus:9090"`),
-			want:   Error{Line: 3, Kind: "DataSource", Name: "prom", Field: "spec.url"},
+			want:   Error{Kind: "DataSource", Name: "prom", Field: "spec.url"},
+			at:     "url: \"http://user:s3cret@prom",
 			reason: `invalid URL: invalid character " " in host name`,
 		},
 		{
 			name:   "DataSource of another type",
 			in:     header + edit(t, validDataSource, "  url:", "  type: influxdb\n  url:"),
-			want:   Error{Line: 3, Kind: "DataSource", Name: "prom", Field: "spec.type"},
+			want:   Error{Kind: "DataSource", Name: "prom", Field: "spec.type"},
+			at:     "type: influxdb",
 			reason: `must be "prometheus", got "influxdb"`,
 		},
 		{
@@ -772,14 +844,16 @@ func TestParseErrors(t *testing.T) {
 			in: header + validDataSource + `  basic_auth: {username: u, password: p}
   authorization: {credentials: token}
 `,
-			want:   Error{Line: 3, Kind: "DataSource", Name: "prom", Field: "spec"},
+			want:   Error{Kind: "DataSource", Name: "prom", Field: "spec"},
+			at:     "spec:",
 			reason: "at most one of basic_auth, oauth2 & authorization must be configured",
 		},
 		{
 			name: "DataSource with password and password_file",
 			in: header + validDataSource + `  basic_auth: {username: u, password: p, password_file: /etc/p}
 `,
-			want:   Error{Line: 3, Kind: "DataSource", Name: "prom", Field: "spec"},
+			want:   Error{Kind: "DataSource", Name: "prom", Field: "spec"},
+			at:     "spec:",
 			reason: "at most one of basic_auth password, password_file & password_ref must be configured",
 		},
 		{
@@ -788,7 +862,8 @@ func TestParseErrors(t *testing.T) {
     Authorization:
       values: [Bearer x]
 `,
-			want:   Error{Line: 3, Kind: "DataSource", Name: "prom", Field: "spec"},
+			want:   Error{Kind: "DataSource", Name: "prom", Field: "spec"},
+			at:     "spec:",
 			reason: `setting header "Authorization" is not allowed`,
 		},
 		{
@@ -796,34 +871,37 @@ func TestParseErrors(t *testing.T) {
 			in: header + validDataSource + `  basic_auth:
     user: u
 `,
-			want:   Error{Line: 3, Kind: "DataSource", Name: "prom"},
-			reason: "line 10: field user not found",
+			want:   Error{Kind: "DataSource", Name: "prom", Field: "spec.basic_auth.user"},
+			at:     "user: u",
+			reason: "unknown field (no such field in a DataSource)",
 		},
 		{
 			name:   "policy referring to an invalid DataSource is left out too",
 			in:     header + edit(t, validDataSource, "http://", "ftp://") + "---\n" + edit(t, validPolicy, "  sources:\n", "  dataSourceRef: {name: prom}\n  sources:\n"),
-			want:   Error{Line: 3, Kind: "DataSource", Name: "prom", Field: "spec.url"},
+			want:   Error{Kind: "DataSource", Name: "prom", Field: "spec.url"},
+			at:     "url: ftp://prometheus:9090",
 			reason: "must be an absolute http or https URL",
 			errs:   2, // and the policy's dataSourceRef
 		},
 		{
 			name:   "duplicate policy names",
 			in:     header + validPolicy + "---\n" + validPolicy,
-			want:   Error{Line: 19, Kind: "ForecastPolicy", Name: "p", Field: "metadata.name"},
+			want:   Error{Kind: "ForecastPolicy", Name: "p", Field: "metadata.name"},
+			at:     "name: p",
 			reason: "duplicate name, first defined at p.yaml:3",
 			valid:  []string{"p"},
 		},
 		{
 			name:   "YAML syntax error",
 			in:     header + edit(t, validPolicy, "  targetRef:\n    name: my-api\n", "  targetRef: {name: my-api\n"),
-			want:   Error{Line: 3},
-			reason: "invalid YAML: line 8: did not find expected ',' or '}'",
+			want:   Error{Line: 8},
+			reason: "invalid YAML: did not find expected ',' or '}'",
 		},
 		{
 			name:   "YAML syntax error in the second document",
 			in:     header + edit(t, validPolicy, "name: p", "name: a") + "---\n" + edit(t, validPolicy, "name: p", "name: b", "    max: 50\n", "    max: 50\n   min: 1\n"),
-			want:   Error{Line: 19},
-			reason: "invalid YAML: line 30: did not find expected key", // at the mapping that "   min" breaks
+			want:   Error{Line: 30},
+			reason: "invalid YAML: did not find expected key", // at the mapping that "   min" breaks
 			valid:  []string{"a"},
 		},
 		{
@@ -831,7 +909,8 @@ func TestParseErrors(t *testing.T) {
 			in: header + edit(t, validPolicy, "name: p", "name: a") +
 				"---\n# the bad one\n\n" + edit(t, validPolicy, "name: p", "name: b", "max: 50", "max: 0") +
 				"--- # a comment after the separator\n" + edit(t, validPolicy, "name: p", "name: c"),
-			want:   Error{Line: 21, Kind: "ForecastPolicy", Name: "b", Field: "spec.capacity.max"},
+			want:   Error{Kind: "ForecastPolicy", Name: "b", Field: "spec.capacity.max"},
+			at:     "max: 0",
 			reason: "must be in [1, 100000], got 0",
 			valid:  []string{"a", "c"},
 		},
@@ -852,6 +931,20 @@ func TestParseErrors(t *testing.T) {
 			got.Err = nil
 			want := tc.want
 			want.File = "p.yaml"
+			if tc.at != "" || os.Getenv("PRINT_AT") != "" {
+				lines := strings.Split(tc.in, "\n")
+				text := ""
+				if got.Line >= 1 && got.Line <= len(lines) && got.Column >= 1 && got.Column <= len(lines[got.Line-1]) {
+					text = lines[got.Line-1][got.Column-1:]
+				}
+				if os.Getenv("PRINT_AT") != "" {
+					fmt.Printf("AT\t%s\t%q\n", tc.name, text)
+				}
+				if !strings.HasPrefix(text, tc.at) {
+					t.Errorf("error %q points at line %d column %d, %q; want %q", e, got.Line, got.Column, text, tc.at)
+				}
+				want.Line, want.Column = got.Line, got.Column
+			}
 			if got != want {
 				t.Errorf("error %q:\n got %+v\nwant %+v", e, got, want)
 			}
@@ -886,40 +979,61 @@ func TestErrorString(t *testing.T) {
 		{
 			name: "field error",
 			in:   header + edit(t, validPolicy, "max: 50", "max: 0"),
-			want: []string{`p.yaml:3: ForecastPolicy "p": spec.capacity.max: must be in [1, 100000], got 0`},
+			want: []string{`p.yaml:14:5: ForecastPolicy "p": spec.capacity.max: must be in [1, 100000], got 0`},
+		},
+		{
+			name: "every error of an object, each at its field",
+			in: header + edit(t, validPolicy, "    max: 50\n", "    max: 50\n  model: {quantile: 1.5}\n",
+				"query: sum(rate(http_requests_total[1m]))", "query: sum(rate(http_requests_total[1m])"),
+			want: []string{
+				`p.yaml:15:11: ForecastPolicy "p": spec.model.quantile: must be in (0, 1), got 1.5`,
+				`p.yaml:18:7: ForecastPolicy "p": spec.sources[0].query: invalid PromQL "sum(rate(http_requests_total[1m])": 1:34: parse error: unclosed left parenthesis`,
+			},
+		},
+		{
+			name: "unknown fields and invalid values together",
+			in:   header + edit(t, validPolicy, "  horizon: 30m\n", "  horizn: 30m\n", "max: 50", "max: 0"),
+			want: []string{
+				`p.yaml:7:1: ForecastPolicy "p": spec.horizon: must be positive, got 0s`,
+				`p.yaml:10:3: ForecastPolicy "p": spec.horizn: unknown field (no such field in a ForecastPolicy)`,
+				`p.yaml:14:5: ForecastPolicy "p": spec.capacity.max: must be in [1, 100000], got 0`,
+			},
 		},
 		{
 			name: "strict decoding, line of the field in the file",
 			in:   validDataSource + "---\n" + header + edit(t, validPolicy, "  horizon: 30m\n", "  horizon: 30m\n  replicas: 3\n"),
-			want: []string{`p.yaml:10: ForecastPolicy "p": line 18: field replicas not found`},
+			want: []string{`p.yaml:18:3: ForecastPolicy "p": spec.replicas: unknown field (no such field in a ForecastPolicy)`},
 		},
 		{
 			name: "several unknown fields",
 			in:   header + edit(t, validPolicy, "  horizon: 30m\n", "  horizon: 30m\n  replicas: 3\n", "    max: 50\n", "    max: 50\n    maxReplicas: 50\n"),
-			want: []string{`p.yaml:3: ForecastPolicy "p": line 11: field replicas not found line 16: field maxReplicas not found`},
+			want: []string{
+				`p.yaml:11:3: ForecastPolicy "p": spec.replicas: unknown field (no such field in a ForecastPolicy)`,
+				`p.yaml:16:5: ForecastPolicy "p": spec.capacity.maxReplicas: unknown field (no such field in a ForecastPolicy)`,
+			},
 		},
 		{
 			name: "no name",
 			in:   edit(t, validPolicy, "  name: p\n", "  labels: {app: x}\n"),
-			want: []string{`p.yaml:1: ForecastPolicy: metadata.name: is required`},
+			want: []string{`p.yaml:3:1: ForecastPolicy: metadata.name: is required`},
 		},
 		{
 			name: "syntax error",
 			in:   "apiVersion: kedastral.io/v1alpha1\nkind: [ForecastPolicy\n",
-			want: []string{`p.yaml:1: invalid YAML: line 2: did not find expected ',' or ']'`},
+			want: []string{`p.yaml:2: invalid YAML: did not find expected ',' or ']'`},
 		},
 		{
 			name: "dangling reference after an invalid DataSource",
 			in:   edit(t, validDataSource, "http://prometheus:9090", "prometheus:9090") + "---\n" + edit(t, validPolicy, "  sources:\n", "  dataSourceRef: {name: prom}\n  sources:\n"),
 			want: []string{
-				`p.yaml:1: DataSource "prom": spec.url: "prometheus:9090" must be an absolute http or https URL`,
-				`p.yaml:8: ForecastPolicy "p": spec.dataSourceRef.name: no valid DataSource named "prom" (valid: [])`,
+				`p.yaml:6:3: DataSource "prom": spec.url: "prometheus:9090" must be an absolute http or https URL`,
+				`p.yaml:20:19: ForecastPolicy "p": spec.dataSourceRef.name: no valid DataSource named "prom" (valid: [])`,
 			},
 		},
 		{
 			name: "duplicate DataSource",
 			in:   validDataSource + "---\n" + validDataSource,
-			want: []string{`p.yaml:8: DataSource "prom": metadata.name: duplicate name, first defined at p.yaml:1`},
+			want: []string{`p.yaml:11:3: DataSource "prom": metadata.name: duplicate name, first defined at p.yaml:1`},
 		},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -1097,8 +1211,8 @@ func TestLoadFile(t *testing.T) {
 	t.Run("errors name the file", func(t *testing.T) {
 		p := writeFile(t, dir, "bad.yaml", edit(t, validPolicy, "max: 50", "max: 0"))
 		_, errs := LoadFile(p)
-		if len(errs) != 1 || !strings.HasPrefix(errs[0].Error(), p+":1: ") {
-			t.Errorf("got %v, want one error starting with %s:1:", errs, p)
+		if len(errs) != 1 || !strings.HasPrefix(errs[0].Error(), p+":12:5: ") {
+			t.Errorf("got %v, want one error starting with %s:12:5: (the line and column of max)", errs, p)
 		}
 	})
 }
@@ -1120,7 +1234,7 @@ func TestLoadFiles(t *testing.T) {
 	if !errors.Is(errs[0], os.ErrNotExist) || !strings.Contains(errs[0].Error(), missing) {
 		t.Errorf("first error %q does not name %s", errs[0], missing)
 	}
-	want := dup + `:3: ForecastPolicy "p": metadata.name: duplicate name, first defined at ` + pol + ":1"
+	want := dup + `:6:3: ForecastPolicy "p": metadata.name: duplicate name, first defined at ` + pol + ":1"
 	if errs[1].Error() != want {
 		t.Errorf("second error:\n got %q\nwant %q", errs[1], want)
 	}

@@ -44,6 +44,56 @@ func fieldErr(field, format string, args ...any) error {
 	return &FieldError{Field: field, Err: fmt.Errorf(format, args...)}
 }
 
+// FieldErrors is every problem that validation found in one object, in the
+// order of its fields. errors.As finds the first *FieldError in it.
+type FieldErrors []*FieldError
+
+func (e FieldErrors) Error() string {
+	parts := make([]string, len(e))
+	for i, fe := range e {
+		parts[i] = fe.Error()
+	}
+	return strings.Join(parts, "; ")
+}
+
+func (e FieldErrors) Unwrap() []error {
+	out := make([]error, len(e))
+	for i, fe := range e {
+		out[i] = fe
+	}
+	return out
+}
+
+// fieldErrs collects the errors of one object, so that validation reports
+// all of them rather than the first.
+type fieldErrs struct{ list FieldErrors }
+
+func (v *fieldErrs) add(field, format string, args ...any) {
+	v.list = append(v.list, &FieldError{Field: field, Err: fmt.Errorf(format, args...)})
+}
+
+// addErr adds err: a *FieldError, FieldErrors, or another error (for field).
+func (v *fieldErrs) addErr(field string, err error) {
+	var fes FieldErrors
+	var fe *FieldError
+	switch {
+	case err == nil:
+	case errors.As(err, &fes):
+		v.list = append(v.list, fes...)
+	case errors.As(err, &fe):
+		v.list = append(v.list, fe)
+	default:
+		v.list = append(v.list, &FieldError{Field: field, Err: err})
+	}
+}
+
+func (v *fieldErrs) err() error {
+	if len(v.list) == 0 {
+		return nil
+	}
+	return v.list
+}
+
 var nameRE = regexp.MustCompile(`^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$`)
 
 func validateMeta(m ObjectMeta) error {
@@ -76,15 +126,14 @@ func ParseQuery(q string) (parser.Expr, error) {
 	}
 }
 
-// Validate checks a policy and fills in defaults. The error is a *FieldError
-// naming the first bad field.
+// Validate checks a policy and fills in defaults. The error is FieldErrors,
+// one *FieldError for every bad field.
 func (p *ForecastPolicy) Validate() error {
-	if err := validateMeta(p.Metadata); err != nil {
-		return err
-	}
+	var v fieldErrs
+	v.addErr("metadata.name", validateMeta(p.Metadata))
 	s := &p.Spec
 	if s.TargetRef.Name == "" {
-		return fieldErr("spec.targetRef.name", "is required")
+		v.add("spec.targetRef.name", "is required")
 	}
 	if s.Interval == 0 {
 		s.Interval = DefaultInterval
@@ -96,29 +145,29 @@ func (p *ForecastPolicy) Validate() error {
 		s.Lookback = DefaultLookback
 	}
 	if d := time.Duration(s.Interval); d < MinInterval {
-		return fieldErr("spec.interval", "must be at least %s, got %s", MinInterval, s.Interval)
+		v.add("spec.interval", "must be at least %s, got %s", MinInterval, s.Interval)
 	}
 	step := time.Duration(s.Step)
-	if step < MinStep {
-		return fieldErr("spec.step", "must be at least %s, got %s", MinStep, s.Step)
+	// The checks that divide by the step, or compare with the horizon, are
+	// made only when those are valid.
+	stepOK := step >= MinStep
+	if !stepOK {
+		v.add("spec.step", "must be at least %s, got %s", MinStep, s.Step)
+	} else if time.Duration(s.Lookback) < step {
+		v.add("spec.lookback", "must be at least one step (%s), got %s", s.Step, s.Lookback)
+	} else if n := time.Duration(s.Lookback) / step; n > MaxHistorySteps {
+		v.add("spec.lookback", "%s at step %s is %d points, more than the limit of %d", s.Lookback, s.Step, n, MaxHistorySteps)
 	}
-	if time.Duration(s.Lookback) < step {
-		return fieldErr("spec.lookback", "must be at least one step (%s), got %s", s.Step, s.Lookback)
-	}
-	if n := time.Duration(s.Lookback) / step; n > MaxHistorySteps {
-		return fieldErr("spec.lookback", "%s at step %s is %d points, more than the limit of %d", s.Lookback, s.Step, n, MaxHistorySteps)
-	}
-	if s.Horizon <= 0 {
-		return fieldErr("spec.horizon", "must be positive, got %s", s.Horizon)
-	}
-	if n := time.Duration(s.Horizon) / step; n > MaxHorizonSteps {
-		return fieldErr("spec.horizon", "%s at step %s is %d points, more than the limit of %d", s.Horizon, s.Step, n, MaxHorizonSteps)
+	horizonOK := s.Horizon > 0
+	if !horizonOK {
+		v.add("spec.horizon", "must be positive, got %s", s.Horizon)
+	} else if n := time.Duration(s.Horizon) / step; stepOK && n > MaxHorizonSteps {
+		v.add("spec.horizon", "%s at step %s is %d points, more than the limit of %d", s.Horizon, s.Step, n, MaxHorizonSteps)
 	}
 	if s.LeadTime < 0 {
-		return fieldErr("spec.leadTime", "must not be negative, got %s", s.LeadTime)
-	}
-	if s.LeadTime > s.Horizon {
-		return fieldErr("spec.leadTime", "%s is beyond the horizon %s: the forecast must cover the lead time", s.LeadTime, s.Horizon)
+		v.add("spec.leadTime", "must not be negative, got %s", s.LeadTime)
+	} else if horizonOK && s.LeadTime > s.Horizon {
+		v.add("spec.leadTime", "%s is beyond the horizon %s: the forecast must cover the lead time", s.LeadTime, s.Horizon)
 	}
 	defaultAhead := len(s.Ahead) == 0
 	if defaultAhead {
@@ -130,99 +179,102 @@ func (p *ForecastPolicy) Validate() error {
 		}
 	}
 	if len(s.Ahead) > MaxAhead {
-		return fieldErr("spec.ahead", "at most %d offsets, got %d", MaxAhead, len(s.Ahead))
-	}
-	for i, a := range s.Ahead {
-		f := fmt.Sprintf("spec.ahead[%d]", i)
-		if a <= 0 || a > s.Horizon {
-			return fieldErr(f, "must be in (0, horizon=%s], got %s", s.Horizon, a)
-		}
-		if time.Duration(a)%step != 0 {
-			if defaultAhead {
+		v.add("spec.ahead", "at most %d offsets, got %d", MaxAhead, len(s.Ahead))
+	} else if stepOK && horizonOK {
+		for i, a := range s.Ahead {
+			f := fmt.Sprintf("spec.ahead[%d]", i)
+			switch {
+			case defaultAhead && (a <= 0 || a > s.Horizon):
+				// Reported at the lead time or the horizon already.
+			case a <= 0 || a > s.Horizon:
+				v.add(f, "must be in (0, horizon=%s], got %s", s.Horizon, a)
+			case time.Duration(a)%step != 0 && defaultAhead:
 				// The user wrote no ahead: name the field the offset came from.
 				f = "spec.horizon"
 				if a == s.LeadTime {
 					f = "spec.leadTime"
 				}
-				return fieldErr(f, "%s is not a multiple of the step %s; set spec.ahead to publish other offsets", a, s.Step)
+				v.add(f, "%s is not a multiple of the step %s; set spec.ahead to publish other offsets", a, s.Step)
+			case time.Duration(a)%step != 0:
+				v.add(f, "%s is not a multiple of the step %s", a, s.Step)
+			case slices.Contains(s.Ahead[:i], a):
+				v.add(f, "duplicate offset %s", a)
 			}
-			return fieldErr(f, "%s is not a multiple of the step %s", a, s.Step)
-		}
-		if slices.Contains(s.Ahead[:i], a) {
-			return fieldErr(f, "duplicate offset %s", a)
 		}
 	}
-	if err := s.Capacity.validate(); err != nil {
-		return err
-	}
+	s.Capacity.validate(&v)
 	if s.Model.Type == "" {
 		s.Model.Type = DefaultModel
 	}
 	if !slices.Contains(kmodel.Names(), s.Model.Type) {
-		return fieldErr("spec.model.type", "unknown model %q (known: %v)", s.Model.Type, kmodel.Names())
+		v.add("spec.model.type", "unknown model %q (known: %v)", s.Model.Type, kmodel.Names())
 	}
 	if s.Model.Quantile == 0 {
 		s.Model.Quantile = DefaultQuantile
 	}
 	if q := s.Model.Quantile; !(q > 0 && q < 1) {
-		return fieldErr("spec.model.quantile", "must be in (0, 1), got %v", q)
+		v.add("spec.model.quantile", "must be in (0, 1), got %v", q)
 	}
 	switch b := s.Model.BYOM; {
 	case s.Model.Type == kmodel.BYOM && b == nil:
-		return fieldErr("spec.model.byom", "is required with type %s", kmodel.BYOM)
+		v.add("spec.model.byom", "is required with type %s", kmodel.BYOM)
 	case s.Model.Type != kmodel.BYOM && b != nil:
-		return fieldErr("spec.model.byom", "is only allowed with type %s, got type %s", kmodel.BYOM, s.Model.Type)
+		v.add("spec.model.byom", "is only allowed with type %s, got type %s", kmodel.BYOM, s.Model.Type)
 	case b != nil:
-		if err := ValidateURL(b.URL); err != nil {
-			return &FieldError{Field: "spec.model.byom.url", Err: err}
-		}
+		v.addErr("spec.model.byom.url", ValidateURL(b.URL))
 		if b.Timeout < 0 {
-			return fieldErr("spec.model.byom.timeout", "must not be negative, got %s", b.Timeout)
+			v.add("spec.model.byom.timeout", "must not be negative, got %s", b.Timeout)
 		}
 		if b.MaxResponseBytes < 0 {
-			return fieldErr("spec.model.byom.maxResponseBytes", "must not be negative, got %d", b.MaxResponseBytes)
+			v.add("spec.model.byom.maxResponseBytes", "must not be negative, got %d", b.MaxResponseBytes)
 		}
 	}
 	if len(s.Sources) == 0 {
-		return fieldErr("spec.sources", "at least one source is required")
+		v.add("spec.sources", "at least one source is required")
 	}
-	if len(s.Sources) > MaxSources {
-		return fieldErr("spec.sources", "at most %d sources, got %d", MaxSources, len(s.Sources))
+	tooMany := len(s.Sources) > MaxSources
+	if tooMany {
+		v.add("spec.sources", "at most %d sources, got %d", MaxSources, len(s.Sources))
 	}
 	grouped := -1 // the first source whose output labels are known
 	var groupedBy []string
 	for i := range s.Sources {
+		if tooMany {
+			break
+		}
 		src := &s.Sources[i]
 		f := fmt.Sprintf("spec.sources[%d]", i)
 		if src.Name == "" {
-			return fieldErr(f+".name", "is required")
+			v.add(f+".name", "is required")
 		}
 		for j := range i {
-			if s.Sources[j].Name == src.Name {
-				return fieldErr(f+".name", "duplicate source name %q (also spec.sources[%d])", src.Name, j)
+			if src.Name != "" && s.Sources[j].Name == src.Name {
+				v.add(f+".name", "duplicate source name %q (also spec.sources[%d])", src.Name, j)
+				break
 			}
 		}
 		if src.Type == "" {
 			src.Type = SourceTypePrometheus
 		}
 		if src.Type != SourceTypePrometheus {
-			return fieldErr(f+".type", "must be %q, got %q", SourceTypePrometheus, src.Type)
+			v.add(f+".type", "must be %q, got %q", SourceTypePrometheus, src.Type)
 		}
 		expr, err := ParseQuery(src.Query)
-		if err != nil {
-			return &FieldError{Field: f + ".query", Err: err}
-		}
+		v.addErr(f+".query", err)
 		if t := src.TargetPerPod; t != 0 && (!finite(t) || t < 0) {
-			return fieldErr(f+".targetPerPod", "must be a positive number, got %v", t)
+			v.add(f+".targetPerPod", "must be a positive number, got %v", t)
 		}
 		if q := src.Quantile; q != 0 && !(q > 0 && q < 1) {
-			return fieldErr(f+".quantile", "must be in (0, 1), got %v", q)
+			v.add(f+".quantile", "must be in (0, 1), got %v", q)
+		}
+		if err != nil {
+			continue
 		}
 		if by, ok := OutputLabelNames(expr); ok && len(s.Sources) > 1 {
 			if grouped < 0 {
 				grouped, groupedBy = i, by
 			} else if diff := LabelDiff(groupedBy, by); diff != "" {
-				return fieldErr(f+".query", "returns series labelled by (%s) but sources[%d] (%q) by (%s): sources are joined on the same labels; %s",
+				v.add(f+".query", "returns series labelled by (%s) but sources[%d] (%q) by (%s): sources are joined on the same labels; %s",
 					strings.Join(by, ", "), grouped, s.Sources[grouped].Name, strings.Join(groupedBy, ", "), diff)
 			}
 		}
@@ -232,79 +284,74 @@ func (p *ForecastPolicy) Validate() error {
 	}
 	if s.ReadyReplicasQuery != "" {
 		if _, err := ParseQuery(s.ReadyReplicasQuery); err != nil {
-			return &FieldError{Field: "spec.readyReplicasQuery", Err: err}
+			v.addErr("spec.readyReplicasQuery", err)
 		}
 	}
-	if err := validateEvents(s); err != nil {
-		return err
-	}
+	v.addErr("spec.events", validateEvents(s))
 	if s.DataSourceRef != nil && s.DataSourceRef.Name == "" {
-		return fieldErr("spec.dataSourceRef.name", "is required when dataSourceRef is set")
+		v.add("spec.dataSourceRef.name", "is required when dataSourceRef is set")
 	}
 	if so := s.ScaledObject; so != nil {
-		if err := so.validate(); err != nil {
-			return err
-		}
+		so.validate(&v)
 	}
-	return nil
+	return v.err()
 }
 
 // scaledObjectOwnedKeys are the trigger metadata keys the forecaster sets.
 var scaledObjectOwnedKeys = []string{"scalerAddress", "policy", "policyNamespace"}
 
-func (so *ScaledObjectSpec) validate() error {
+func (so *ScaledObjectSpec) validate(v *fieldErrs) {
 	if so.Name != "" && (len(so.Name) > 253 || !nameRE.MatchString(so.Name)) {
-		return fieldErr("spec.scaledObject.name", "%q is not a valid object name (lowercase letters, digits, '-' and '.')", so.Name)
+		v.add("spec.scaledObject.name", "%q is not a valid object name (lowercase letters, digits, '-' and '.')", so.Name)
 	}
 	if so.ScalerAddress == "" {
-		return fieldErr("spec.scaledObject.scalerAddress", "is required: the Kedastral scaler's host:port, e.g. kedastral-scaler.kedastral.svc:50051")
-	}
-	if host, port, err := net.SplitHostPort(so.ScalerAddress); err != nil || host == "" || port == "" {
-		return fieldErr("spec.scaledObject.scalerAddress", "%q is not host:port", so.ScalerAddress)
+		v.add("spec.scaledObject.scalerAddress", "is required: the Kedastral scaler's host:port, e.g. kedastral-scaler.kedastral.svc:50051")
+	} else if host, port, err := net.SplitHostPort(so.ScalerAddress); err != nil || host == "" || port == "" {
+		v.add("spec.scaledObject.scalerAddress", "%q is not host:port", so.ScalerAddress)
 	}
 	if p := so.PollingInterval; p != nil && *p < 1 {
-		return fieldErr("spec.scaledObject.pollingInterval", "must be at least 1 (seconds), got %d", *p)
+		v.add("spec.scaledObject.pollingInterval", "must be at least 1 (seconds), got %d", *p)
 	}
 	for _, k := range scaledObjectOwnedKeys {
 		if _, ok := so.TriggerMetadata[k]; ok {
-			return fieldErr("spec.scaledObject.triggerMetadata."+k, "is set by the forecaster (%s)", strings.Join(scaledObjectOwnedKeys, ", "))
+			v.add("spec.scaledObject.triggerMetadata."+k, "is set by the forecaster (%s)", strings.Join(scaledObjectOwnedKeys, ", "))
 		}
 	}
-	return nil
 }
 
 func finite(f float64) bool { return !math.IsNaN(f) && !math.IsInf(f, 0) }
 
-func (c *Capacity) validate() error {
+func (c *Capacity) validate(v *fieldErrs) {
 	if !finite(c.TargetPerPod) || c.TargetPerPod <= 0 {
-		return fieldErr("spec.capacity.targetPerPod", "must be a positive number, got %v", c.TargetPerPod)
+		v.add("spec.capacity.targetPerPod", "must be a positive number, got %v", c.TargetPerPod)
 	}
 	if c.Headroom == 0 {
 		c.Headroom = DefaultHeadroom
 	}
 	if !finite(c.Headroom) || c.Headroom <= 0 || c.Headroom > 100 {
-		return fieldErr("spec.capacity.headroom", "must be in (0, 100], got %v", c.Headroom)
+		v.add("spec.capacity.headroom", "must be in (0, 100], got %v", c.Headroom)
 	}
-	if c.Min < 0 {
-		return fieldErr("spec.capacity.min", "must not be negative, got %d", c.Min)
+	minOK, maxOK := c.Min >= 0, c.Max >= 1 && c.Max <= MaxReplicas
+	if !minOK {
+		v.add("spec.capacity.min", "must not be negative, got %d", c.Min)
 	}
-	if c.Max < 1 || c.Max > MaxReplicas {
-		return fieldErr("spec.capacity.max", "must be in [1, %d], got %d", MaxReplicas, c.Max)
+	if !maxOK {
+		v.add("spec.capacity.max", "must be in [1, %d], got %d", MaxReplicas, c.Max)
 	}
-	if c.Min > c.Max {
-		return fieldErr("spec.capacity.min", "min (%d) is greater than max (%d)", c.Min, c.Max)
+	if minOK && maxOK && c.Min > c.Max {
+		v.add("spec.capacity.min", "min (%d) is greater than max (%d)", c.Min, c.Max)
 	}
 	if c.Tolerance == nil {
 		c.Tolerance = new(DefaultTolerance)
 	}
 	if t := *c.Tolerance; !finite(t) || t < 0 || t >= 1 {
-		return fieldErr("spec.capacity.tolerance", "must be in [0, 1), got %v", t)
+		v.add("spec.capacity.tolerance", "must be in [0, 1), got %v", t)
 	}
 	if c.HPAScaleDownStabilization == nil {
 		c.HPAScaleDownStabilization = new(DefaultHPAScaleDownStabilization)
 	}
 	if w := time.Duration(*c.HPAScaleDownStabilization); w < 0 || w > time.Hour {
-		return fieldErr("spec.capacity.hpaScaleDownStabilization", "must be in [0s, 1h] (the HPA's limit of 3600 seconds), got %s", *c.HPAScaleDownStabilization)
+		v.add("spec.capacity.hpaScaleDownStabilization", "must be in [0s, 1h] (the HPA's limit of 3600 seconds), got %s", *c.HPAScaleDownStabilization)
 	}
 	if c.ClearTolerance == nil {
 		c.ClearTolerance = new(true)
@@ -313,60 +360,50 @@ func (c *Capacity) validate() error {
 		c.NeverBelowReactive = new(true)
 	}
 	if b := c.Behavior; b != nil {
-		if err := b.ScaleUp.validate("spec.capacity.behavior.scaleUp"); err != nil {
-			return err
-		}
-		if err := b.ScaleDown.validate("spec.capacity.behavior.scaleDown"); err != nil {
-			return err
-		}
+		b.ScaleUp.validate(v, "spec.capacity.behavior.scaleUp")
+		b.ScaleDown.validate(v, "spec.capacity.behavior.scaleDown")
 	}
-	return nil
 }
 
-func (r *ScalingRules) validate(field string) error {
+func (r *ScalingRules) validate(v *fieldErrs, field string) {
 	if r == nil {
-		return nil
+		return
 	}
 	if w := r.StabilizationWindowSeconds; w != nil && (*w < 0 || *w > 3600) {
-		return fieldErr(field+".stabilizationWindowSeconds", "must be in [0, 3600], got %d", *w)
+		v.add(field+".stabilizationWindowSeconds", "must be in [0, 3600], got %d", *w)
 	}
 	if sp := r.SelectPolicy; sp != nil && *sp != SelectMax && *sp != SelectMin && *sp != SelectDisabled {
-		return fieldErr(field+".selectPolicy", "must be Max, Min or Disabled, got %q", *sp)
+		v.add(field+".selectPolicy", "must be Max, Min or Disabled, got %q", *sp)
 	}
 	for i, p := range r.Policies {
 		f := fmt.Sprintf("%s.policies[%d]", field, i)
 		if p.Type != PodsScalingPolicy && p.Type != PercentScalingPolicy {
-			return fieldErr(f+".type", "must be Pods or Percent, got %q", p.Type)
+			v.add(f+".type", "must be Pods or Percent, got %q", p.Type)
 		}
 		if p.Value <= 0 {
-			return fieldErr(f+".value", "must be positive, got %d", p.Value)
+			v.add(f+".value", "must be positive, got %d", p.Value)
 		}
 		if p.PeriodSeconds <= 0 || p.PeriodSeconds > 1800 {
-			return fieldErr(f+".periodSeconds", "must be in (0, 1800], got %d", p.PeriodSeconds)
+			v.add(f+".periodSeconds", "must be in (0, 1800], got %d", p.PeriodSeconds)
 		}
 	}
-	return nil
 }
 
-// Validate checks a DataSource.
+// Validate checks a DataSource. The error is FieldErrors, one *FieldError
+// for every bad field.
 func (d *DataSource) Validate() error {
-	if err := validateMeta(d.Metadata); err != nil {
-		return err
-	}
+	var v fieldErrs
+	v.addErr("metadata.name", validateMeta(d.Metadata))
 	s := &d.Spec
 	if s.Type == "" {
 		s.Type = SourceTypePrometheus
 	}
 	if s.Type != SourceTypePrometheus {
-		return fieldErr("spec.type", "must be %q, got %q", SourceTypePrometheus, s.Type)
+		v.add("spec.type", "must be %q, got %q", SourceTypePrometheus, s.Type)
 	}
-	if err := ValidateURL(s.URL); err != nil {
-		return &FieldError{Field: "spec.url", Err: err}
-	}
-	if err := s.HTTPClientConfig.Validate(); err != nil {
-		return &FieldError{Field: "spec", Err: err}
-	}
-	return nil
+	v.addErr("spec.url", ValidateURL(s.URL))
+	v.addErr("spec", s.HTTPClientConfig.Validate())
+	return v.err()
 }
 
 // ValidateURL checks that u is an absolute http(s) URL.

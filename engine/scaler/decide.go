@@ -38,6 +38,10 @@ type decision struct {
 	Replicas float64
 	Source   Source
 	Stale    bool
+	// Forecast tells whether a forecast sample was found, and Age how old
+	// it was; set by Server.answer, also when it returns an error.
+	Forecast bool
+	Age      time.Duration
 }
 
 // unavailableError is an answer the scaler cannot give now (stale or missing

@@ -76,6 +76,7 @@ type Server struct {
 	forecasts *cache[*forecastSet]
 	reactive  *cache[[]promapi.Sample]
 	triggers  *triggerCache
+	answers   *answerLog
 	cancel    context.CancelFunc
 	lis       net.Listener
 	grpc      *grpc.Server
@@ -130,6 +131,7 @@ func NewServer(opts Options) (*Server, error) {
 		metrics:   NewMetrics(opts.Registerer),
 		forecasts: newCache[*forecastSet](base, opts.CacheTTL, opts.Now),
 		triggers:  newTriggerCache(),
+		answers:   newAnswerLog(),
 		reactive:  newCache[[]promapi.Sample](base, opts.CacheTTL, opts.Now),
 		cancel:    cancel,
 		lis:       lis,

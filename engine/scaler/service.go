@@ -218,9 +218,10 @@ func (s *Server) answer(ctx context.Context, t *trigger) (decision, error) {
 		t.age.Set(f.Age.Seconds())
 	}
 	d, err := decide(m, f, reactive)
+	d.Forecast, d.Age = f.Found, f.Age
 	if err != nil {
 		s.metrics.staleAnswers.WithLabelValues(m.PolicyNamespace, m.Policy, "unavailable").Inc()
-		return decision{}, err
+		return decision{Forecast: f.Found, Age: f.Age}, err
 	}
 	if d.Stale {
 		s.metrics.staleAnswers.WithLabelValues(m.PolicyNamespace, m.Policy, "reactive").Inc()
@@ -323,6 +324,7 @@ func (v *service) GetMetrics(ctx context.Context, req *pb.GetMetricsRequest) (*p
 		return nil, status.Errorf(codes.InvalidArgument, "metricName %q: this trigger's metric is %q", req.GetMetricName(), name)
 	}
 	d, err := v.s.answer(ctx, t)
+	v.s.answers.record(req.GetScaledObjectRef(), t, "GetMetrics", d, err, v.s.opts.Now())
 	if err != nil {
 		v.s.logAnswerError(t.m, "GetMetrics", err)
 		return nil, grpcError(err)
@@ -339,6 +341,7 @@ func (v *service) IsActive(ctx context.Context, ref *pb.ScaledObjectRef) (*pb.Is
 		return nil, err
 	}
 	d, err := v.s.answer(ctx, t)
+	v.s.answers.record(ref, t, "IsActive", d, err, v.s.opts.Now())
 	if err != nil {
 		v.s.logAnswerError(t.m, "IsActive", err)
 		return nil, grpcError(err)
@@ -366,6 +369,7 @@ func (v *service) StreamIsActive(ref *pb.ScaledObjectRef, stream pb.ExternalScal
 	)
 	for {
 		d, err := v.s.answer(ctx, t)
+		v.s.answers.record(ref, t, "StreamIsActive", d, err, v.s.opts.Now())
 		if err != nil {
 			v.s.logAnswerError(m, "StreamIsActive", err)
 			return grpcError(err)

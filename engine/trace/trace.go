@@ -1,8 +1,7 @@
 // Package trace reads demand traces: CSV files with header timestamp,value,
 // one row per interval, timestamp in Unix seconds and value the demand in that
 // interval, gaps left as absent rows. Models, backtests and benchmarks use
-// them as recorded stand-ins for a Prometheus series (see testdata/traces and
-// ../shared/traces).
+// them as recorded stand-ins for a Prometheus series (see testdata/traces).
 package trace
 
 import (
@@ -267,29 +266,24 @@ func mod(a, b int64) int64 {
 	return m
 }
 
-// SharedDir returns the shared traces directory, ../shared/traces next to the
-// repository (the directory holding go.mod, found by walking up from the
-// working directory), and false when it does not exist.
-func SharedDir() (string, bool) {
-	root, ok := repoRoot()
-	if !ok {
-		return "", false
-	}
-	return dirIfExists(filepath.Join(filepath.Dir(root), "shared", "traces"))
-}
+// TracesEnv names the environment variable with further directories, as a
+// list like PATH, in which Locate looks for traces the repository does not
+// hold (for experiments on other data; no test depends on it).
+const TracesEnv = "KEDASTRAL_TRACES"
 
 // Locate returns the path of the named trace file, from the repository's
 // testdata/traces (the MIT-licensed traces shipped with the project) or else
-// from SharedDir, and false when neither has it.
+// from a directory listed in $KEDASTRAL_TRACES, and false when none has it.
 func Locate(name string) (string, bool) {
 	var dirs []string
 	if root, ok := repoRoot(); ok {
 		dirs = append(dirs, filepath.Join(root, "testdata", "traces"))
 	}
-	if d, ok := SharedDir(); ok {
-		dirs = append(dirs, d)
-	}
+	dirs = append(dirs, filepath.SplitList(os.Getenv(TracesEnv))...)
 	for _, d := range dirs {
+		if d == "" {
+			continue
+		}
 		p := filepath.Join(d, name)
 		if fi, err := os.Stat(p); err == nil && fi.Mode().IsRegular() {
 			return p, true
@@ -313,11 +307,4 @@ func repoRoot() (string, bool) {
 		}
 		dir = parent
 	}
-}
-
-func dirIfExists(dir string) (string, bool) {
-	if fi, err := os.Stat(dir); err != nil || !fi.IsDir() {
-		return "", false
-	}
-	return dir, true
 }

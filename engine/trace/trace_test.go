@@ -198,8 +198,8 @@ func TestStep(t *testing.T) {
 	}
 }
 
-// TestShippedTraces reads the traces under testdata/traces, which the model
-// tests rely on when ../shared is absent.
+// TestShippedTraces reads the traces under testdata/traces, the only ones
+// the tests use.
 func TestShippedTraces(t *testing.T) {
 	for _, tc := range []struct {
 		name   string
@@ -208,6 +208,8 @@ func TestShippedTraces(t *testing.T) {
 	}{
 		{"ms_mongodb_app_query_rate_1min.csv", time.Minute, 15840},
 		{"nab_nyc_taxi_passengers_30min.csv", 30 * time.Minute, 10320},
+		{"nab_aws_elb_request_count_5min.csv", 5 * time.Minute, 4032},
+		{"nab_twitter_volume_aapl_5min.csv", 5 * time.Minute, 15902},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			path, ok := Locate(tc.name)
@@ -221,6 +223,8 @@ func TestShippedTraces(t *testing.T) {
 			if len(p) != tc.points || Step(p) != tc.step {
 				t.Fatalf("%d points, step %v; want %d, %v", len(p), Step(p), tc.points, tc.step)
 			}
+			// The NAB AWS and Twitter traces are not on the step's grid.
+			p, _ = Align(p, tc.step)
 			h, err := Regular(p, tc.step)
 			if err != nil {
 				t.Fatal(err)
@@ -232,12 +236,24 @@ func TestShippedTraces(t *testing.T) {
 	}
 }
 
-func TestSharedDir(t *testing.T) {
-	dir, ok := SharedDir()
-	if !ok {
-		t.Skip("../shared/traces is absent next to the repository")
+// TestLocate: a trace the repository does not hold is found only in a
+// directory named by $KEDASTRAL_TRACES, never next to the repository.
+func TestLocate(t *testing.T) {
+	t.Setenv(TracesEnv, "")
+	const name = "isp_eu_transatlantic_bits_5min.csv"
+	if p, ok := Locate(name); ok {
+		t.Fatalf("found %s outside testdata/traces with %s unset", p, TracesEnv)
 	}
-	if _, err := os.Stat(filepath.Join(dir, "README.md")); err != nil {
-		t.Errorf("shared dir %s: %v", dir, err)
+	dir := t.TempDir()
+	want := filepath.Join(dir, name)
+	if err := os.WriteFile(want, []byte("timestamp,value\n0,1\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv(TracesEnv, string(filepath.ListSeparator)+dir)
+	if p, ok := Locate(name); !ok || p != want {
+		t.Errorf("Locate(%s) = %s, %v; want %s", name, p, ok, want)
+	}
+	if p, ok := Locate("ms_mongodb_app_query_rate_1min.csv"); !ok || filepath.Base(filepath.Dir(p)) != "traces" || p == filepath.Join(dir, "ms_mongodb_app_query_rate_1min.csv") {
+		t.Errorf("the shipped trace: %s, %v", p, ok)
 	}
 }

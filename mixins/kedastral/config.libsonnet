@@ -64,8 +64,13 @@
       scalerPrometheusQueries: 'kedastral_scaler_prometheus_queries_total',
       scalerPrometheusQueryErrors: 'kedastral_scaler_prometheus_query_errors_total',
 
+      forecasterPolicyInfo: 'kedastral_forecaster_policy_info',
+
       kubeReplicasAvailable: 'kube_deployment_status_replicas_available',
       kubeReplicasSpec: 'kube_deployment_spec_replicas',
+      kubeReplicasReady: 'kube_deployment_status_replicas_ready',
+      kubeStatefulSetReplicasSpec: 'kube_statefulset_replicas',
+      kubeStatefulSetReplicasReady: 'kube_statefulset_status_replicas_ready',
     },
 
     // Alert thresholds.

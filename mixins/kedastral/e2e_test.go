@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"maps"
 	"math"
 	"net/http"
 	"net/http/httptest"
@@ -100,6 +101,16 @@ func TestEndToEnd(t *testing.T) {
 	}
 	series = append(series, capacity)
 
+	// What kube-state-metrics reports over the last hour, for the Policy
+	// dashboard's shadow-rollout panels: the target of policy demo (a
+	// Deployment, demo-api) and of policy demo-db (a StatefulSet, demo-db),
+	// each next to a workload of the same name and the other kind, which the
+	// panels must leave out, and another Deployment.
+	series = append(series, lastHour(e2eDBPolicyDesired, forecast.DesiredMetric, "policy", e2eDBPolicy))
+	for _, w := range e2eWorkloads {
+		series = append(series, lastHour(w.v, w.metric, "job", "kube-state-metrics", "namespace", "shop", w.label, w.name))
+	}
+
 	dir := t.TempDir()
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
@@ -107,12 +118,17 @@ func TestEndToEnd(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	// The forecaster's /metrics, scraped as job kedastral-forecaster.
+	// The forecaster's /metrics, scraped as job kedastral-forecaster; a second
+	// forecaster (as with sharding) runs policy demo-db.
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(versioncollector.NewCollector("kedastral"))
 	metrics := httptest.NewServer(promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
 	defer metrics.Close()
 	mu, _ := url.Parse(metrics.URL)
+	regDB := prometheus.NewRegistry()
+	metricsDB := httptest.NewServer(promhttp.HandlerFor(regDB, promhttp.HandlerOpts{}))
+	defer metricsDB.Close()
+	muDB, _ := url.Parse(metricsDB.URL)
 
 	abs := func(name string) string {
 		p, err := filepath.Abs(filepath.Join(outDir, name))
@@ -126,8 +142,8 @@ func TestEndToEnd(t *testing.T) {
 		EvaluationInterval: time.Second,
 		ScrapeConfigs: fmt.Sprintf(`- job_name: kedastral-forecaster
   scrape_interval: 1s
-  static_configs: [{targets: [%q]}]
-`, mu.Host),
+  static_configs: [{targets: [%q, %q]}]
+`, mu.Host, muDB.Host),
 	})
 	q, err := promapi.NewClient(promapi.ClientConfig{URL: srv.URL(), HTTPClientConfig: config.DefaultHTTPClientConfig, Timeout: 10 * time.Second})
 	if err != nil {
@@ -166,6 +182,36 @@ spec:
 	}
 	defer mgr.Stop()
 	if err := mgr.Apply(set, nil); err != nil {
+		t.Fatal(err)
+	}
+
+	// Policy demo-db scales a StatefulSet; its query finds nothing here, so
+	// it writes no series (its desired replicas are the seeded ones), but its
+	// forecaster publishes its target in kedastral_forecaster_policy_info.
+	setDB, errs := policy.Parse(fmt.Appendf(nil, `
+apiVersion: kedastral.io/v1alpha1
+kind: ForecastPolicy
+metadata: {name: %s}
+spec:
+  targetRef: {kind: StatefulSet, name: demo-db}
+  horizon: 30m
+  leadTime: 5m
+  interval: 1s
+  capacity: {targetPerPod: 1, min: 1, max: 10}
+  sources: [{name: qps, query: 'sum(demo_db_queries_absent)'}]
+`, e2eDBPolicy), "e2e-db.yaml")
+	if len(errs) > 0 {
+		t.Fatal(errs)
+	}
+	mgrDB, err := forecast.NewManager(forecast.Options{
+		Registerer: regDB, Writer: w,
+		Queriers: func(*policy.DataSource) (forecast.Querier, error) { return q, nil },
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer mgrDB.Stop()
+	if err := mgrDB.Apply(setDB, nil); err != nil {
 		t.Fatal(err)
 	}
 
@@ -284,8 +330,122 @@ spec:
 		return fmt.Sprintf("%d series", len(got)), len(got) == 1
 	})
 
+	testutil.Eventually(t, 30*time.Second, "both forecasters' policy_info scraped", func() (string, bool) {
+		got := instant(t, q, `kedastral_forecaster_policy_info{job="kedastral-forecaster"}`)
+		return fmt.Sprintf("%d series: %v", len(got), keysOf(got)), len(got) == 2
+	})
+
 	t.Run("rules evaluate without error", func(t *testing.T) { checkRuleHealth(t, srv.URL()) })
 	t.Run("dashboard queries", func(t *testing.T) { checkDashboardQueries(t, q) })
+	t.Run("shadow rollout panels", func(t *testing.T) { checkShadowPanels(t, q) })
+}
+
+const (
+	// e2eDBPolicy is a second policy, whose target is a StatefulSet.
+	e2eDBPolicy        = "demo-db"
+	e2eDBPolicyDesired = 6
+)
+
+// e2eWorkloads are kube-state-metrics' series in namespace shop.
+var e2eWorkloads = []struct {
+	metric, label, name string
+	v                   float64
+}{
+	{"kube_deployment_spec_replicas", "deployment", "demo-api", 3},
+	{"kube_deployment_status_replicas_ready", "deployment", "demo-api", 2},
+	{"kube_deployment_status_replicas_available", "deployment", "demo-api", 2},
+	{"kube_statefulset_replicas", "statefulset", "demo-db", 5},
+	{"kube_statefulset_status_replicas_ready", "statefulset", "demo-db", 4},
+	// The same names with the other kind, and another Deployment.
+	{"kube_statefulset_replicas", "statefulset", "demo-api", 11},
+	{"kube_statefulset_status_replicas_ready", "statefulset", "demo-api", 11},
+	{"kube_deployment_spec_replicas", "deployment", "demo-db", 9},
+	{"kube_deployment_status_replicas_ready", "deployment", "demo-db", 9},
+	{"kube_deployment_spec_replicas", "deployment", "other", 7},
+	{"kube_deployment_status_replicas_ready", "deployment", "other", 7},
+}
+
+// lastHour is a constant series over the last hour, a sample a minute.
+func lastHour(v float64, name string, kv ...string) promtest.Series {
+	end := time.Now().Truncate(time.Minute)
+	s := promtest.Series{Name: name, Labels: labels.FromStrings(kv...)}
+	for m := 60; m >= 0; m-- {
+		s.Points = append(s.Points, promtest.Point{T: end.Add(-time.Duration(m) * time.Minute).UnixMilli(), V: v})
+	}
+	return s
+}
+
+// checkShadowPanels runs the Policy dashboard's shadow-rollout panels and its
+// target variable for both policies, and checks that they show the desired
+// replicas against exactly the spec and ready replicas of the policy's target
+// (its name and kind), and their differences.
+func checkShadowPanels(t *testing.T, q *promapi.Client) {
+	d, ok := readDashboards(t)["kedastral-policy.json"]
+	if !ok {
+		t.Fatal("no kedastral-policy.json")
+	}
+	panels := map[string][]string{}
+	for _, p := range allPanels(d.Panels) {
+		for _, tg := range p.Targets {
+			panels[p.Title] = append(panels[p.Title], tg.Expr)
+		}
+	}
+	var target string
+	for _, v := range d.Templating.List {
+		if v.Name == "target" {
+			target = v.Definition
+		}
+	}
+	m := labelValues.FindStringSubmatch(target)
+	if m == nil || m[2] != "target_name" {
+		t.Fatalf("variable target: %q is not label_values(..., target_name)", target)
+	}
+	deploy := `{deployment="demo-api", namespace="shop"}`
+	sts := `{namespace="shop", statefulset="demo-db"}`
+	for _, tc := range []struct {
+		policy, target string
+		want           map[string][]map[string]float64 // panel → per target: series → value
+	}{
+		{e2ePolicy, "demo-api", map[string][]map[string]float64{
+			// Two series, one desired replica each.
+			"Desired vs the workload": {{"{}": 2}, {deploy: 3}, {deploy: 2}, {}, {}},
+			"Desired minus what ran":  {{"{}": -1}, {"{}": 0}},
+		}},
+		{e2eDBPolicy, "demo-db", map[string][]map[string]float64{
+			"Desired vs the workload": {{"{}": e2eDBPolicyDesired}, {}, {}, {sts: 5}, {sts: 4}},
+			"Desired minus what ran":  {{"{}": 1}, {"{}": 2}},
+		}},
+	} {
+		t.Run(tc.policy, func(t *testing.T) {
+			vals := maps.Clone(dashboardValues)
+			vals["policy"], vals["target"] = tc.policy, tc.target
+			got := instant(t, q, fmt.Sprintf("count by (%s) (%s)", m[2], substituteWith(t, m[1], vals)))
+			if want := fmt.Sprintf(`{target_name="%s"}`, tc.target); len(got) != 1 || got[want].T == 0 {
+				t.Errorf("variable target: %v, want only %s", keysOf(got), want)
+			}
+			for title, want := range tc.want {
+				exprs := panels[title]
+				if len(exprs) != len(want) {
+					t.Fatalf("panel %q has %d targets, want %d", title, len(exprs), len(want))
+				}
+				for i, e := range exprs {
+					got := instant(t, q, substituteWith(t, e, vals))
+					var diffs []string
+					for k, v := range want[i] {
+						if s, ok := got[k]; !ok || s.V != v {
+							diffs = append(diffs, fmt.Sprintf("%s = %v (found: %v), want %v", k, s.V, ok, v))
+						}
+					}
+					if len(got) != len(want[i]) {
+						diffs = append(diffs, fmt.Sprintf("series %v, want %d", keysOf(got), len(want[i])))
+					}
+					if len(diffs) > 0 {
+						t.Errorf("panel %q target %d: %s: %s", title, i, e, strings.Join(diffs, "; "))
+					}
+				}
+			}
+		})
+	}
 }
 
 func instant(t *testing.T, q *promapi.Client, query string) map[string]promapi.Sample {
@@ -357,7 +517,7 @@ var dashboardValues = map[string]string{
 	"policy":           e2ePolicy,
 	"policy_namespace": ".*",
 	"ahead":            "5m",
-	"deployment":       "demo-api",
+	"target":           "demo-api",
 	"__rate_interval":  "1m",
 	"__interval":       "15s",
 	"__range":          "1h",
@@ -369,10 +529,16 @@ var varUse = regexp.MustCompile(`\$\{(\w+)\}|\$(\w+)`)
 
 func substitute(t *testing.T, expr string) string {
 	t.Helper()
+	return substituteWith(t, expr, dashboardValues)
+}
+
+// substituteWith replaces the template variables of expr with their values.
+func substituteWith(t *testing.T, expr string, values map[string]string) string {
+	t.Helper()
 	return varUse.ReplaceAllStringFunc(expr, func(m string) string {
 		sm := varUse.FindStringSubmatch(m)
 		name := sm[1] + sm[2]
-		v, ok := dashboardValues[name]
+		v, ok := values[name]
 		if !ok {
 			t.Errorf("no test value for variable $%s in %s", name, expr)
 		}

@@ -25,6 +25,7 @@ import (
 	"go.yaml.in/yaml/v2"
 
 	"github.com/kedastral/kedastral/promapi/promtest"
+	"github.com/kedastral/kedastral/test/prereq"
 )
 
 var update = flag.Bool("update", false, "rewrite the generated files under out/")
@@ -42,35 +43,8 @@ var entryPoints = []struct {
 	{"dashboards.jsonnet", ""},
 }
 
-// tool finds a binary on PATH or in $(go env GOPATH)/bin, where `go install`
-// puts jsonnet and jsonnetfmt. Without it the test is skipped, unless CI is
-// set, where it fails.
-func tool(t testing.TB, name, install string) string {
-	t.Helper()
-	if p, err := exec.LookPath(name); err == nil {
-		return p
-	}
-	gopath := os.Getenv("GOPATH")
-	if gopath == "" {
-		if out, err := exec.Command("go", "env", "GOPATH").Output(); err == nil {
-			gopath = strings.TrimSpace(string(out))
-		}
-	}
-	for _, dir := range filepath.SplitList(gopath) {
-		p := filepath.Join(dir, "bin", name)
-		if _, err := os.Stat(p); err == nil {
-			return p
-		}
-	}
-	if os.Getenv("CI") != "" {
-		t.Fatalf("%s is not on PATH nor in GOPATH/bin (CI is set, so this is an error): %s", name, install)
-	}
-	t.Skipf("%s is not on PATH nor in GOPATH/bin: %s to run this test", name, install)
-	return ""
-}
-
 func jsonnetBin(t testing.TB) string {
-	return tool(t, "jsonnet", "go install github.com/google/go-jsonnet/cmd/jsonnet@v0.22.0")
+	return prereq.Program(t, "jsonnet")
 }
 
 // promtoolBin is promtool: the one $KEDASTRAL_PROMETHEUS_BIN selects (the
@@ -83,7 +57,7 @@ func promtoolBin(t testing.TB) string {
 		}
 		return p
 	}
-	return tool(t, "promtool", "apt-get install prometheus")
+	return prereq.Program(t, "promtool")
 }
 
 func run(t testing.TB, dir, name string, args ...string) []byte {
@@ -125,7 +99,7 @@ func jsonnetSources(t *testing.T) []string {
 }
 
 func TestJsonnetfmt(t *testing.T) {
-	bin := tool(t, "jsonnetfmt", "go install github.com/google/go-jsonnet/cmd/jsonnetfmt@v0.22.0")
+	bin := prereq.Program(t, "jsonnetfmt")
 	files := jsonnetSources(t)
 	cmd := exec.Command(bin, append([]string{"--test"}, files...)...)
 	if out, err := cmd.CombinedOutput(); err != nil {
@@ -626,10 +600,7 @@ func TestJsonnetBundler(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds jb; skipped with -short")
 	}
-	goBin, err := exec.LookPath("go")
-	if err != nil {
-		t.Skip("go is not on PATH")
-	}
+	goBin := prereq.Program(t, "go")
 	dir := t.TempDir()
 	jb := filepath.Join(dir, "jb")
 	run(t, "../tools", goBin, "build", "-o", jb, "github.com/jsonnet-bundler/jsonnet-bundler/cmd/jb")

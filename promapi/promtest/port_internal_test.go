@@ -4,7 +4,6 @@ import (
 	"errors"
 	"net"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"testing"
 )
@@ -12,9 +11,7 @@ import (
 // TestPortInUse checks that a start that loses its port to another process is
 // recognised, which is what makes Start and Restart try again.
 func TestPortInUse(t *testing.T) {
-	if _, err := exec.LookPath("prometheus"); err != nil {
-		t.Skip("prometheus is not on PATH")
-	}
+	RequireBinaries(t)
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)

@@ -24,6 +24,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/kedastral/kedastral/test/prereq"
 )
 
 const (
@@ -69,6 +71,9 @@ type Options struct {
 	// tls_server_config, URL is https; the readiness check then trusts any
 	// certificate and counts a 401 as answering.
 	WebConfig string
+	// NoRemoteWriteReceiver starts the server without
+	// --web.enable-remote-write-receiver, as Prometheus runs by default.
+	NoRemoteWriteReceiver bool
 }
 
 // Server is a running (or stopped) Prometheus process.
@@ -125,8 +130,8 @@ func Start(ctx context.Context, dataDir string, opts Options) (*Server, error) {
 }
 
 // StartT starts a server in a temporary directory for the test and stops it
-// when the test ends. Without a prometheus binary on PATH it skips the test,
-// unless the environment variable CI is set, where it fails it.
+// when the test ends. Without a prometheus binary on PATH it fails the test,
+// naming the program and how to get it.
 func StartT(t testing.TB, opts Options) *Server {
 	t.Helper()
 	return StartInT(t, t.TempDir(), opts)
@@ -156,17 +161,13 @@ func StartInT(t testing.TB, dataDir string, opts Options) *Server {
 	return s
 }
 
-// RequireBinaries skips the test when prometheus or promtool is not found
-// (see Binary) and the environment variable CI is unset, and fails it when
-// CI is set.
+// RequireBinaries fails the test, naming the program and how to get it, when
+// prometheus or promtool is not found (see Binary).
 func RequireBinaries(t testing.TB) {
 	t.Helper()
 	for _, bin := range []string{"prometheus", "promtool"} {
 		if _, err := Binary("", bin); err != nil {
-			if os.Getenv("CI") != "" {
-				t.Fatalf("%v (CI is set, so this is an error)", err)
-			}
-			t.Skip(err)
+			t.Fatalf("missing prerequisite: %v: %s", err, prereq.Hint(bin))
 		}
 	}
 }
@@ -286,8 +287,10 @@ func (s *Server) startLocked(ctx context.Context) error {
 		"--config.file=" + filepath.Join(s.dataDir, configFile),
 		"--storage.tsdb.path=" + s.dataDir,
 		"--web.listen-address=" + s.addr(),
-		"--web.enable-remote-write-receiver",
 		"--web.enable-lifecycle",
+	}
+	if !s.opts.NoRemoteWriteReceiver {
+		args = append(args, "--web.enable-remote-write-receiver")
 	}
 	if s.opts.WebConfig != "" {
 		args = append(args, "--web.config.file="+filepath.Join(s.dataDir, webFile))

@@ -23,15 +23,38 @@ version() { awk '$1=="require" && NF==3 {print $3; exit}' "$here/$1/go.mod"; }
 # build MOD OUT PKG [LDFLAGS [TAGS]]: go build PKG inside wrapper module MOD into OUT,
 # atomically, with a line every 30 s so a long build never looks hung.
 build() {
-  local mod=$1 out=$2 pkg=$3 ldflags=${4:-} tags=${5:-}
+  local mod=$1 out=$2 pkg=$3 ldflags=${4:-} tags=${5:-} lock
+  # Two runs at once (make test in two worktrees) build it once: the second
+  # waits for the first and finds the binary.
+  exec {lock}>"$out.lock"
+  if ! flock -n "$lock"; then
+    echo "waiting for another build of $(basename "$out") into $(dirname "$out")…" >&2
+    flock "$lock"
+  fi
+  if [ -x "$out" ]; then
+    exec {lock}>&-
+    return 0
+  fi
   echo "building $(basename "$out") $(version "$mod") into $(dirname "$out") (once per machine)…" >&2
   local start=$SECONDS
-  (while sleep 30; do echo "  still building $(basename "$out"), $((SECONDS - start)) s" >&2; done) &
-  local ticker=$!
-  trap 'kill $ticker 2>/dev/null || true; trap - RETURN' RETURN
-  (cd "$here/$mod" && go build -trimpath -tags="$tags" -ldflags="-s $ldflags" -o "$out.tmp" "$pkg")
+  # The ticker holds neither the lock nor standard output (a caller may be
+  # reading it to its end), and its sleep may outlive it by up to 30 s.
+  (
+    exec {lock}>&- >&2
+    while sleep 30; do echo "  still building $(basename "$out"), $((SECONDS - start)) s"; done
+  ) &
+  local ticker=$! rc=0
+  # No RETURN trap: it would outlive this function and fire, with $ticker
+  # unset, when its caller returns.
+  (cd "$here/$mod" && go build -trimpath -tags="$tags" -ldflags="-s $ldflags" -o "$out.tmp" "$pkg") || rc=$?
+  kill "$ticker" 2>/dev/null || true
+  if [ "$rc" -ne 0 ]; then
+    echo "building $(basename "$out") failed (exit $rc)" >&2
+    exit "$rc"
+  fi
   mv "$out.tmp" "$out"
   echo "built $(basename "$out") in $((SECONDS - start)) s" >&2
+  exec {lock}>&-
 }
 
 kube() {

@@ -26,6 +26,9 @@ func TestDemo(t *testing.T) {
 	}
 	got := out.String()
 	for _, re := range []string{
+		// One line per phase, so that a slow step never looks hung.
+		`(?m)^==> building kedastral$`,
+		`(?m)^==> loading 8 days of history: \d+ points`,
 		`(?m)^> kedastral_desired_replicas\n  \{job="demo-api", policy="api-forecast-policy"\}  \d+$`,
 		`ahead="30m", job="demo-api", policy="api-forecast-policy", quantile="0.85"\}  \d+`,
 		`policy api-forecast-policy, model baseline, 1 series, desired replicas \d+`,

@@ -82,7 +82,7 @@ func main() {
 func run(ctx context.Context, out io.Writer, once bool) error {
 	for _, bin := range []string{"prometheus", "promtool"} {
 		if _, err := promtest.Binary("", bin); err != nil {
-			return err
+			return fmt.Errorf("%w; `make demo` installs it (test/setup.sh demo: Debian's prometheus package as root, else Prometheus 3 built into ~/.cache/kedastral/bin)", err)
 		}
 	}
 	work, err := os.MkdirTemp("", "kedastral-demo-")
@@ -99,7 +99,10 @@ func run(ctx context.Context, out io.Writer, once bool) error {
 	}
 	build := exec.CommandContext(ctx, "go", "build", "-o", bin, "./cmd/kedastral")
 	build.Dir = root
-	if b, err := build.CombinedOutput(); err != nil {
+	stopProgress := progress(out, "building kedastral")
+	b, err := build.CombinedOutput()
+	stopProgress()
+	if err != nil {
 		return fmt.Errorf("go build ./cmd/kedastral: %v\n%s", err, b)
 	}
 
@@ -131,9 +134,12 @@ func run(ctx context.Context, out io.Writer, once bool) error {
 		hist.Points = append(hist.Points, promtest.Point{T: t.UnixMilli(), V: counter})
 	}
 	dataDir := filepath.Join(work, "prometheus")
-	fmt.Fprintf(out, "==> loading %d points of %s (queries/s of a production MongoDB cluster, MIT) as %s ending now\n",
-		len(hist.Points), traceFile, metricName)
-	if err := promtest.CreateBlocks(ctx, dataDir, []promtest.Series{hist}); err != nil {
+	fmt.Fprintf(out, "==> loading %d days of history: %d points of %s (queries/s of a production MongoDB cluster, MIT) as %s ending now\n",
+		int(historyLen/(24*time.Hour)), len(hist.Points), traceFile, metricName)
+	stopProgress = progress(out, "loading the history")
+	err = promtest.CreateBlocks(ctx, dataDir, []promtest.Series{hist})
+	stopProgress()
+	if err != nil {
 		return err
 	}
 	prom, err := promtest.Start(ctx, dataDir, promtest.Options{})
@@ -447,3 +453,25 @@ func repoRoot() (string, error) {
 }
 
 func freeAddr() (string, error) { return promtest.FreeAddr() }
+
+// progress prints a line every 30 s until the returned function is called,
+// so that a long step never looks hung.
+func progress(out io.Writer, what string) func() {
+	start := time.Now()
+	done := make(chan struct{})
+	stopped := make(chan struct{})
+	go func() {
+		defer close(stopped)
+		t := time.NewTicker(30 * time.Second)
+		defer t.Stop()
+		for {
+			select {
+			case <-done:
+				return
+			case <-t.C:
+				fmt.Fprintf(out, "    still %s, %s\n", what, time.Since(start).Round(time.Second))
+			}
+		}
+	}()
+	return func() { close(done); <-stopped }
+}

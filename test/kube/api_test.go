@@ -10,7 +10,7 @@ import (
 )
 
 // TestExamplesAccepted creates every object of deploy/examples on the API
-// server: the CRDs' schemas and CEL rules accept what the README shows.
+// server: the CRDs' schemas and CEL rules accept what the docs show.
 func TestExamplesAccepted(t *testing.T) {
 	c := getCluster(t)
 	files, err := filepath.Glob(filepath.Join(repoRoot, "deploy", "examples", "*.yaml"))

@@ -3,5 +3,6 @@
 // version) on loopback with the CRDs of deploy/crds, a real Prometheus, the
 // kedastral binary in --policies.source=kubernetes mode, and helm.
 //
-// Without the binaries the tests skip, and fail when $CI is set.
+// Without the binaries the tests fail, naming what is missing; make setup
+// (test/setup.sh) builds them.
 package kube

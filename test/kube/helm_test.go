@@ -16,28 +16,17 @@ import (
 	"k8s.io/apimachinery/pkg/runtime/schema"
 
 	"github.com/kedastral/kedastral/promapi/promtest"
+	"github.com/kedastral/kedastral/test/prereq"
 	"github.com/kedastral/kedastral/test/testutil"
 )
 
 var chartDir = filepath.Join(repoRoot, "deploy", "helm", "kedastral")
 
-// helmBinary finds helm in PATH or GOPATH/bin (.ci/run installs it there).
+// helmBinary finds helm on PATH or in GOPATH/bin (make setup installs it
+// there), and fails the test without it.
 func helmBinary(t *testing.T) string {
 	t.Helper()
-	if p, err := exec.LookPath("helm"); err == nil {
-		return p
-	}
-	out, _ := exec.Command("go", "env", "GOPATH").Output()
-	p := filepath.Join(strings.TrimSpace(string(out)), "bin", "helm")
-	if _, err := os.Stat(p); err == nil {
-		return p
-	}
-	msg := "helm not found: go install helm.sh/helm/v3/cmd/helm@v3.22.0"
-	if os.Getenv("CI") != "" {
-		t.Fatal(msg)
-	}
-	t.Skip(msg)
-	return ""
+	return prereq.Program(t, "helm")
 }
 
 func helm(t *testing.T, c *cluster, args ...string) (string, error) {
@@ -51,7 +40,7 @@ func helm(t *testing.T, c *cluster, args ...string) (string, error) {
 }
 
 // prometheusOperatorCRDs creates the ServiceMonitor and PrometheusRule CRDs
-// from the Go module cache (.ci/run downloads prometheus-operator) and
+// from the Go module cache (make setup downloads prometheus-operator) and
 // reports whether they are there.
 func (c *cluster) prometheusOperatorCRDs(t *testing.T) bool {
 	t.Helper()

@@ -3,9 +3,6 @@ package scale
 import (
 	"context"
 	"os"
-	"os/exec"
-	"path/filepath"
-	"strings"
 	"testing"
 	"time"
 
@@ -13,6 +10,7 @@ import (
 
 	"github.com/kedastral/kedastral/promapi"
 	"github.com/kedastral/kedastral/promapi/promtest"
+	"github.com/kedastral/kedastral/test/prereq"
 	"github.com/kedastral/kedastral/test/testutil"
 )
 
@@ -39,29 +37,14 @@ func startPrometheus(t *testing.T, series []promtest.Series) backend {
 }
 
 // victoriaMetricsBinary finds the victoria-metrics binary:
-// $VICTORIA_METRICS_BINARY, then $PATH, then $(go env GOPATH)/bin. Without
-// it the test is skipped, or fails when CI is set (.ci/run installs it).
+// $VICTORIA_METRICS_BINARY, then $PATH, then $(go env GOPATH)/bin, and fails
+// the test without it.
 func victoriaMetricsBinary(t *testing.T) string {
 	t.Helper()
 	if p := os.Getenv("VICTORIA_METRICS_BINARY"); p != "" {
 		return p
 	}
-	if p, err := exec.LookPath("victoria-metrics"); err == nil {
-		return p
-	}
-	if out, err := exec.Command("go", "env", "GOPATH").Output(); err == nil {
-		p := filepath.Join(strings.TrimSpace(string(out)), "bin", "victoria-metrics")
-		if _, err := os.Stat(p); err == nil {
-			return p
-		}
-	}
-	const msg = "victoria-metrics not found (set VICTORIA_METRICS_BINARY or install it: " +
-		"go install github.com/VictoriaMetrics/VictoriaMetrics/app/victoria-metrics@v1.151.0)"
-	if os.Getenv("CI") != "" {
-		t.Fatal(msg)
-	}
-	t.Skip(msg)
-	return ""
+	return prereq.Program(t, "victoria-metrics")
 }
 
 // startVictoriaMetrics starts VictoriaMetrics single-node on loopback and

@@ -45,7 +45,7 @@ func BenchmarkFirstLoadPrometheus(b *testing.B) {
 	promtest.RequireBinaries(b)
 	path, ok := trace.Locate("ms_mongodb_app_query_rate_1min.csv")
 	if !ok {
-		b.Skip("trace ms_mongodb_app_query_rate_1min.csv not found")
+		b.Fatal("trace ms_mongodb_app_query_rate_1min.csv not found in testdata/traces")
 	}
 	pts, err := trace.ReadFile(path)
 	if err != nil {

@@ -17,7 +17,22 @@ local vars = import 'variables.libsonnet';
     local s = std.join(', ', ['%s, job=~"$job", instance=~"$instance", %s="$policy"' % [c.scalerSelector, p]] + ns),
     local k = std.join(', ', std.filter(function(x) x != '', [c.kedastralSelector, '%s="$policy"' % p] + ns)),
     local r = std.join(', ', ['%s="$policy"' % p] + ns),
-    local ksm = '%s, deployment="$deployment"' % c.kubeStateMetricsSelector,
+    // The workload the policy scales: its targetRef, from the forecaster's policy_info
+    // (target_kind, target_name), in the policy's namespace when it has one.
+    local ksmNs = if pn == '' then [] else ['namespace=~"$policy_namespace"'],
+    local ksmOf(label) = std.join(', ', [c.kubeStateMetricsSelector, '%s=~"$target"' % label] + ksmNs),
+    local ksm = ksmOf('deployment'),
+    // Only the kind the targetRef names (no kind is a Deployment).
+    local ofKind(kinds) = 'max(%s{%s, target_kind=~"%s"})' % [m.forecasterPolicyInfo, f, kinds],
+    local workload(metric, label, kinds) = 'sum by (namespace, %s) (%s{%s}) and on () %s' % [label, metric, ksmOf(label), ofKind(kinds)],
+    local specReplicas = [
+      workload(m.kubeReplicasSpec, 'deployment', 'Deployment|'),
+      workload(m.kubeStatefulSetReplicasSpec, 'statefulset', 'StatefulSet'),
+    ],
+    local readyReplicas = [
+      workload(m.kubeReplicasReady, 'deployment', 'Deployment|'),
+      workload(m.kubeStatefulSetReplicasReady, 'statefulset', 'StatefulSet'),
+    ],
 
     'kedastral-policy.json': d.dashboard(
       c,
@@ -36,7 +51,7 @@ local vars = import 'variables.libsonnet';
         d.queryVariable('policy', 'Policy', 'label_values(%s, %s)' % [m.desired + (if pn == '' then '' else '{%s}' % ns[0]), p]),
         d.queryVariable('ahead', 'Ahead', 'label_values(%s{%s}, ahead)' % [m.predicted, k], multi=true, includeAll=true),
         d.adhocVariable('series', 'Series'),
-        d.queryVariable('deployment', 'Deployment', 'label_values(%s{%s}, deployment)' % [m.kubeReplicasAvailable, c.kubeStateMetricsSelector]),
+        d.queryVariable('target', 'Target', 'label_values(%s{%s}, target_name)' % [m.forecasterPolicyInfo, f]),
       ],
       d.layout([
         [d.row('Forecast and outcome')],
@@ -47,7 +62,7 @@ local vars = import 'variables.libsonnet';
           ]) { repeat: 'ahead', repeatDirection: 'h', maxPerRow: 3 },
         ],
         [
-          d.timeseries('Replicas', 'Desired replicas written by the forecaster, the count the scaler last answered to KEDA, and the available replicas of the deployment (kube-state-metrics).', 'short', [
+          d.timeseries('Replicas', 'Desired replicas written by the forecaster, the count the scaler last answered to KEDA, and the available replicas of the Deployment the policy targets (kube-state-metrics).', 'short', [
             d.target('sum(%s{%s})' % [m.desired, k], 'desired (forecaster)'),
             d.target('max by (metric) (%s{%s})' % [m.scalerDesiredReplicas, s], 'answered to KEDA {{metric}}'),
             d.target('sum by (namespace, deployment) (%s{%s})' % [m.kubeReplicasAvailable, ksm], 'available {{namespace}}/{{deployment}}'),
@@ -55,6 +70,20 @@ local vars = import 'variables.libsonnet';
           d.timeseries('Load vs capacity', 'The observed value against the capacity of the desired replicas (desired replicas × kedastral_capacity_per_replica), per source for a policy with several; above the line is under-provisioned.', 'short', [
             d.target('sum by (%s) (%s{%s})' % [c.sourceLabel, m.observed, k], 'observed {{%s}}' % c.sourceLabel),
             d.target('sum by (%s) (sum by (%s) (%s{%s}) * on (%s) group_right %s{%s})' % [c.sourceLabel, pp, m.desired, k, pp, m.capacityPerReplica, k], 'capacity of desired replicas {{%s}}' % c.sourceLabel),
+          ]),
+        ],
+        [d.row('Shadow rollout: what Kedastral would have asked for, against what ran')],
+        [
+          d.timeseries('Desired vs the workload', "What the forecaster would have asked for (kedastral_desired_replicas, summed over the policy's series) against the spec and ready replicas of the policy's target (targetRef, through kedastral_forecaster_policy_info) from kube-state-metrics. Without the Kedastral trigger the spec is what the HPA or whoever scales the workload set; desired above ready before a rise is pods Kedastral would have started early.", 'short', [
+            d.target('sum(%s{%s})' % [m.desired, k], 'desired (Kedastral)'),
+            d.target(specReplicas[0], 'spec {{namespace}}/{{deployment}}'),
+            d.target(readyReplicas[0], 'ready {{namespace}}/{{deployment}}'),
+            d.target(specReplicas[1], 'spec {{namespace}}/{{statefulset}}'),
+            d.target(readyReplicas[1], 'ready {{namespace}}/{{statefulset}}'),
+          ], min=0),
+          d.timeseries('Desired minus what ran', "kedastral_desired_replicas minus the target's spec replicas, and minus its ready replicas: above zero Kedastral would have run more pods (ahead of a rise, or headroom), below zero fewer. Summed over the policy's series and the target's namespaces.", 'short', [
+            d.target('sum(%s{%s}) - sum(%s or %s)' % [m.desired, k, specReplicas[0], specReplicas[1]], 'desired − spec'),
+            d.target('sum(%s{%s}) - sum(%s or %s)' % [m.desired, k, readyReplicas[0], readyReplicas[1]], 'desired − ready'),
           ]),
         ],
         [d.row('Accuracy')],
