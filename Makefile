@@ -42,14 +42,14 @@ setup: ## Install or build every prerequisite of the tests (test/setup.sh: idemp
 	@test/setup.sh test
 
 .PHONY: test
-test: $(SETUP) lint ## Set up, then run every test: main module, fuzz, KEDA conformance, deploy/, vuln.
+test: $(SETUP) lint bins-stores ## Set up, then run every test: main module (test/stores: Thanos), fuzz, KEDA conformance, deploy/, vuln.
 	$(GO) test -count=1 -timeout 30m ./...
 	$(MAKE) SETUP_DONE=1 fuzz-short test-keda test-deploy vuln
 
 # test-short leaves out the packages that need the heavy prerequisites
-# (test/kube: kube-apiserver; test/scale: VictoriaMetrics); -short skips the
+# (test/kube: kube-apiserver; test/scale: VictoriaMetrics; test/stores: Thanos); -short skips the
 # slow tests elsewhere (each says so).
-SHORT_EXCLUDE := /test/kube$$|/test/scale$$
+SHORT_EXCLUDE := /test/kube$$|/test/scale$$|/test/stores$$
 .PHONY: test-short
 test-short: ## Unit and integration tests against a real Prometheus, for the edit loop (a few minutes warm).
 	@test/setup.sh short
@@ -79,6 +79,14 @@ vuln: ## Check the module with govulncheck against a vulnerability database buil
 		osv=$$($(GO) mod download -json golang.org/x/vulndb@$(VULNDB_VERSION) | sed -n 's/^[[:space:]]*"Dir": "\(.*\)",$$/\1/p'); \
 		$(GO) run golang.org/x/vulndb/cmd/indexdb@$(VULNDB_VERSION) -vulns "$$osv/data/osv" -out $(VULNDB_DIR); }
 	$(GO) run golang.org/x/vuln/cmd/govulncheck@$(GOVULNCHECK_VERSION) -db file://$(VULNDB_DIR) ./...
+
+.PHONY: bins-stores
+bins-stores: ## Build Thanos for test/stores, once per version (test/bins/build.sh thanos; cached).
+	@test/bins/build.sh thanos >/dev/null
+
+.PHONY: test-stores
+test-stores: bins-stores ## Run test/stores alone: Kedastral on Thanos (Receive hashring, Query, sidecar).
+	$(GO) test -count=1 -timeout 20m ./test/stores
 
 .PHONY: test-keda
 test-keda: $(SETUP) ## Conformance with KEDA's own scaler client (module test/keda; make setup compiles it first).

@@ -5,6 +5,8 @@ import (
 	"math"
 	"net/http"
 	"net/http/httptest"
+	"os/exec"
+	"path/filepath"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -128,7 +130,15 @@ func TestWriteOutOfOrder(t *testing.T) {
 // remote-write client detects that and Write fails without retrying.
 func TestWriteProtocolV2AgainstPrometheus2(t *testing.T) {
 	t.Parallel()
-	srv := promtest.StartT(t, promtest.Options{})
+	// Debian's 2.42 on PATH, also in the Prometheus 3 run of the matrix.
+	bin, err := exec.LookPath("prometheus")
+	if err != nil {
+		t.Fatalf("prometheus 2 is not on PATH: %v (apt-get install prometheus)", err)
+	}
+	srv := promtest.StartT(t, promtest.Options{BinDir: filepath.Dir(bin)})
+	if v, err := srv.Version(t.Context()); err != nil || !strings.HasPrefix(v, "2.") {
+		t.Fatalf("the prometheus on PATH is %q (%v), want 2.x", v, err)
+	}
 	w := newWriter(t, promapi.WriterConfig{URL: srv.RemoteWriteURL(), Protocol: promapi.ProtocolV2})
 	now := time.Now().UnixMilli()
 	stats, err := w.Write(t.Context(), []promapi.Sample{{Labels: labels.FromStrings("__name__", "v2_test"), T: now, V: 1}})

@@ -21,6 +21,7 @@ import (
 	"github.com/go-kit/log/level"
 	"github.com/oklog/run"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"github.com/prometheus/common/model"
 	"github.com/prometheus/common/version"
 
 	"github.com/kedastral/kedastral/engine/forecast"
@@ -38,9 +39,12 @@ type PrometheusFlags struct {
 
 // RemoteWriteFlags are the --remote-write.* flags.
 type RemoteWriteFlags struct {
-	URL            string        `name:"url" help:"Remote-write endpoint for kedastral_* series (default: the Prometheus URL + /api/v1/write)."`
-	HTTPConfigFile string        `name:"http-config-file" type:"existingfile" help:"File with Prometheus' HTTP client configuration for --remote-write.url, e.g. http_headers with X-Scope-OrgID for Mimir (default: --prometheus.http-config-file when --remote-write.url is not set)."`
-	Protocol       string        `name:"protocol" default:"1.0" enum:"1.0,2.0" help:"Remote-write protocol version (${enum}); 2.0 needs Prometheus 2.54 or later."`
+	URL            string `name:"url" help:"Remote-write endpoint for kedastral_* series (default: the Prometheus URL + /api/v1/write)."`
+	HTTPConfigFile string `name:"http-config-file" type:"existingfile" help:"File with Prometheus' HTTP client configuration for --remote-write.url, e.g. http_headers with X-Scope-OrgID for Mimir (default: --prometheus.http-config-file when --remote-write.url is not set)."`
+	Protocol       string `name:"protocol" default:"1.0" enum:"1.0,2.0" help:"Remote-write protocol version (${enum}); 2.0 needs Prometheus 2.54 or later."`
+	// NameValidation: the output series keep the labels of the policy's
+	// query, so on Prometheus 3 they may be UTF-8 ("my.label").
+	NameValidation string        `name:"name-validation" default:"utf8" enum:"utf8,legacy" help:"Metric and label names accepted before sending (${enum}): utf8 (Prometheus 3) lets the labels of a policy's query through whatever the store returned; legacy refuses names outside [a-zA-Z_][a-zA-Z0-9_]*, what Prometheus 2 and older receivers store."`
 	Timeout        time.Duration `name:"timeout" default:"30s" help:"Upper bound of one remote-write attempt, the client's quick retries included; a cycle waits for its write at most one interval, and the retry buffer tries again later."`
 	// MaxSeriesPerRequest and Shards split a large cycle (promapi.Writer).
 	MaxSeriesPerRequest int `name:"max-series-per-request" default:"2000" help:"Series per remote-write request; a cycle with more is split into several requests, each series in one of them. 0 sends every cycle in one request."`
@@ -217,6 +221,7 @@ func (c *ForecasterCmd) Run(logger log.Logger) error {
 		URL:              c.RemoteWrite.URL,
 		HTTPClientConfig: writeHTTP,
 		Protocol:         c.RemoteWrite.Protocol,
+		NameValidation:   nameValidation(c.RemoteWrite.NameValidation),
 		Timeout:          c.RemoteWrite.Timeout,
 		Logger:           log.With(logger, "component", "remote_write"),
 		// 0 on the command line means no limit, -1 in WriterConfig.
@@ -473,4 +478,12 @@ func (q *querierCache) get(ds *policy.DataSource) (forecast.Querier, error) {
 	}
 	q.byName[ds.Metadata.Name] = cachedClient{spec: ds.Spec, client: c}
 	return c, nil
+}
+
+// nameValidation maps --remote-write.name-validation to its scheme.
+func nameValidation(v string) model.ValidationScheme {
+	if v == "legacy" {
+		return model.LegacyValidation
+	}
+	return model.UTF8Validation
 }

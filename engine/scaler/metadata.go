@@ -188,8 +188,9 @@ func ParseMetadata(meta map[string]string) (Metadata, error) {
 	return m, nil
 }
 
-// parseMatchLabels parses "name=value,name=value". Values may be quoted
-// with double quotes (Go syntax) to contain commas or '='.
+// parseMatchLabels parses "name=value,name=value". Names are UTF-8, as in
+// Prometheus 3 (my.label=x); names and values may be quoted with double
+// quotes (Go syntax) to contain commas or '=' ("my,label"="a=b").
 func parseMatchLabels(s string) (labels.Labels, error) {
 	if s == "" {
 		return labels.EmptyLabels(), fmt.Errorf("is empty; use name=value[,name=value...]")
@@ -197,12 +198,27 @@ func parseMatchLabels(s string) (labels.Labels, error) {
 	b := labels.NewScratchBuilder(4)
 	seen := map[string]bool{}
 	for rest := s; ; {
-		name, after, ok := strings.Cut(rest, "=")
-		name = strings.TrimSpace(name)
-		if !ok {
-			return labels.EmptyLabels(), fmt.Errorf("%q: want name=value", strings.TrimSpace(rest))
+		var name, after string
+		if r := strings.TrimLeft(rest, " \t"); strings.HasPrefix(r, `"`) {
+			q, err := strconv.QuotedPrefix(r)
+			if err != nil {
+				return labels.EmptyLabels(), fmt.Errorf("bad quoted label name in %q: %v", strings.TrimSpace(rest), err)
+			}
+			name, _ = strconv.Unquote(q)
+			after = strings.TrimLeft(r[len(q):], " \t")
+			if !strings.HasPrefix(after, "=") {
+				return labels.EmptyLabels(), fmt.Errorf("%q: want name=value", strings.TrimSpace(rest))
+			}
+			after = after[1:]
+		} else {
+			var ok bool
+			name, after, ok = strings.Cut(rest, "=")
+			name = strings.TrimSpace(name)
+			if !ok {
+				return labels.EmptyLabels(), fmt.Errorf("%q: want name=value", strings.TrimSpace(rest))
+			}
 		}
-		if !model.LegacyValidation.IsValidLabelName(name) || strings.HasPrefix(name, "__") {
+		if !model.UTF8Validation.IsValidLabelName(name) || !validValue(name) || strings.HasPrefix(name, "__") {
 			return labels.EmptyLabels(), fmt.Errorf("%q is not a valid label name", name)
 		}
 		if name == "policy" {

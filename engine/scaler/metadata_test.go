@@ -43,6 +43,11 @@ func TestParseMetadata(t *testing.T) {
 			want: Metadata{Policy: "api", MatchLabels: labels.FromStrings("route", "/a,b=c", "zone", ""), MaxForecastAge: 2 * time.Minute},
 		},
 		{
+			name: "UTF-8 label names, plain and quoted (Prometheus 3)",
+			meta: map[string]string{"policy": "api", "matchLabels": `my.label=x, "a,b=c" = "d", 1ab=ü`},
+			want: Metadata{Policy: "api", MatchLabels: labels.FromStrings("1ab", "ü", "a,b=c", "d", "my.label", "x"), MaxForecastAge: 2 * time.Minute},
+		},
+		{
 			name: "FromEnv keys and Go durations",
 			meta: map[string]string{"policyFromEnv": "api", "maxForecastAge": "1.5m"},
 			want: Metadata{Policy: "api", MatchLabels: labels.EmptyLabels(), MaxForecastAge: 90 * time.Second},
@@ -99,7 +104,10 @@ func TestParseMetadataErrors(t *testing.T) {
 		{name: "key and FromEnv", meta: with(map[string]string{"policyFromEnv": "x"}), key: "policyFromEnv", message: "conflicts"},
 		{name: "matchLabels empty", meta: with(map[string]string{"matchLabels": ""}), key: "matchLabels", message: "is empty"},
 		{name: "matchLabels no =", meta: with(map[string]string{"matchLabels": "a=b,c"}), key: "matchLabels", message: `"c": want name=value`},
-		{name: "matchLabels bad name", meta: with(map[string]string{"matchLabels": "1a=b"}), key: "matchLabels", message: "not a valid label name"},
+		{name: "matchLabels empty name", meta: with(map[string]string{"matchLabels": "a=b, =c"}), key: "matchLabels", message: `"" is not a valid label name`},
+		{name: "matchLabels invalid UTF-8 name", meta: with(map[string]string{"matchLabels": "\xfe=b"}), key: "matchLabels", message: "not a valid label name"},
+		{name: "matchLabels quoted name without =", meta: with(map[string]string{"matchLabels": `"my.label" x`}), key: "matchLabels", message: "want name=value"},
+		{name: "matchLabels bad quoted name", meta: with(map[string]string{"matchLabels": `"my.label=x`}), key: "matchLabels", message: "bad quoted label name"},
 		{name: "matchLabels reserved name", meta: with(map[string]string{"matchLabels": "__name__=b"}), key: "matchLabels", message: "not a valid label name"},
 		{name: "matchLabels policy", meta: with(map[string]string{"matchLabels": "policy=b"}), key: "matchLabels", message: `"policy"`},
 		{name: "matchLabels twice", meta: with(map[string]string{"matchLabels": "a=b,a=c"}), key: "matchLabels", message: "twice"},

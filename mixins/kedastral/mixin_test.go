@@ -24,6 +24,7 @@ import (
 
 	"go.yaml.in/yaml/v2"
 
+	"github.com/kedastral/kedastral/promapi/promtest"
 	"github.com/kedastral/kedastral/test/prereq"
 )
 
@@ -46,7 +47,16 @@ func jsonnetBin(t testing.TB) string {
 	return prereq.Program(t, "jsonnet")
 }
 
+// promtoolBin is promtool: the one $KEDASTRAL_PROMETHEUS_BIN selects (the
+// Prometheus 3 run of make test), else the one on PATH.
 func promtoolBin(t testing.TB) string {
+	if os.Getenv(promtest.BinEnv) != "" {
+		p, err := promtest.Binary("", "promtool")
+		if err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
 	return prereq.Program(t, "promtool")
 }
 

@@ -57,7 +57,11 @@ func CreateBlocks(ctx context.Context, dataDir string, series []Series) error {
 	if err := f.Close(); err != nil {
 		return fmt.Errorf("create blocks: %w", err)
 	}
-	cmd := exec.CommandContext(ctx, "promtool", "tsdb", "create-blocks-from", "openmetrics", "--quiet", f.Name(), dataDir)
+	promtool, err := Binary("", "promtool")
+	if err != nil {
+		return fmt.Errorf("create blocks: %w", err)
+	}
+	cmd := exec.CommandContext(ctx, promtool, "tsdb", "create-blocks-from", "openmetrics", "--quiet", f.Name(), dataDir)
 	if out, err := cmd.CombinedOutput(); err != nil {
 		return fmt.Errorf("create blocks: %s: %w\n%s", strings.Join(cmd.Args, " "), err, out)
 	}

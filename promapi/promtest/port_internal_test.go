@@ -21,7 +21,11 @@ func TestPortInUse(t *testing.T) {
 	if err := os.WriteFile(filepath.Join(dir, configFile), []byte(configYAML(Options{})), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	s := &Server{dataDir: dir, port: l.Addr().(*net.TCPAddr).Port}
+	bin, err := Binary("", "prometheus")
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := &Server{dataDir: dir, port: l.Addr().(*net.TCPAddr).Port, bin: bin}
 	if err := s.start(t.Context()); !errors.Is(err, errAddrInUse) {
 		t.Fatalf("got %v, want an address-in-use error", err)
 	}

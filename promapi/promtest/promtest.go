@@ -1,5 +1,6 @@
 // Package promtest runs a real Prometheus server (the prometheus binary on
-// PATH, e.g. Debian's package) on a free loopback port, for integration tests
+// PATH, e.g. Debian's package, or the one in $KEDASTRAL_PROMETHEUS_BIN, e.g.
+// Prometheus 3 from test/bins/build.sh) on a free loopback port, for integration tests
 // and for the demo: remote-write receiver and lifecycle API enabled, optional
 // out-of-order window, history loaded beforehand with CreateBlocks.
 package promtest
@@ -10,6 +11,7 @@ import (
 	"crypto/tls"
 	"errors"
 	"fmt"
+	"maps"
 	"net"
 	"net/http"
 	"os"
@@ -57,6 +59,13 @@ type Options struct {
 	// ExtraArgs are appended to the command line. A --storage.tsdb.retention.time
 	// here replaces the default of 30d.
 	ExtraArgs []string
+	// ExternalLabels are the global external_labels, e.g. for a Thanos
+	// sidecar, which refuses a Prometheus without any.
+	ExternalLabels map[string]string
+	// BinDir, when set, is the directory of the prometheus binary to run,
+	// e.g. Prometheus3Dir for a test of what only Prometheus 3 does. Default:
+	// $KEDASTRAL_PROMETHEUS_BIN, else PATH (see Binary).
+	BinDir string
 	// WebConfig, when set, is the YAML of Prometheus' --web.config.file
 	// (tls_server_config, basic_auth_users with bcrypt hashes). With
 	// tls_server_config, URL is https; the readiness check then trusts any
@@ -72,6 +81,7 @@ type Server struct {
 	dataDir string
 	port    int
 	opts    Options
+	bin     string
 
 	mu   sync.Mutex
 	cmd  *exec.Cmd
@@ -84,10 +94,11 @@ type Server struct {
 // ctx. Its log goes to prometheus.log in dataDir; a failed start returns an
 // error that ends with the log's tail.
 func Start(ctx context.Context, dataDir string, opts Options) (*Server, error) {
-	if _, err := exec.LookPath("prometheus"); err != nil {
+	bin, err := Binary(opts.BinDir, "prometheus")
+	if err != nil {
 		return nil, fmt.Errorf("start prometheus: %w", err)
 	}
-	dataDir, err := filepath.Abs(dataDir)
+	dataDir, err = filepath.Abs(dataDir)
 	if err != nil {
 		return nil, fmt.Errorf("start prometheus: %w", err)
 	}
@@ -102,7 +113,7 @@ func Start(ctx context.Context, dataDir string, opts Options) (*Server, error) {
 			return nil, fmt.Errorf("start prometheus: %w", err)
 		}
 	}
-	s := &Server{dataDir: dataDir, opts: opts}
+	s := &Server{dataDir: dataDir, opts: opts, bin: bin}
 	for range portAttempts {
 		if s.port, err = freePort(); err != nil {
 			return nil, fmt.Errorf("start prometheus: %w", err)
@@ -130,7 +141,9 @@ func StartT(t testing.TB, opts Options) *Server {
 // filled.
 func StartInT(t testing.TB, dataDir string, opts Options) *Server {
 	t.Helper()
-	RequireBinaries(t)
+	if opts.BinDir == "" {
+		RequireBinaries(t)
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), StartTimeout)
 	defer cancel()
 	s, err := Start(ctx, dataDir, opts)
@@ -149,12 +162,12 @@ func StartInT(t testing.TB, dataDir string, opts Options) *Server {
 }
 
 // RequireBinaries fails the test, naming the program and how to get it, when
-// prometheus or promtool is not on PATH.
+// prometheus or promtool is not found (see Binary).
 func RequireBinaries(t testing.TB) {
 	t.Helper()
 	for _, bin := range []string{"prometheus", "promtool"} {
-		if _, err := exec.LookPath(bin); err != nil {
-			t.Fatalf("missing prerequisite: %s is not on PATH: %s", bin, prereq.Hint(bin))
+		if _, err := Binary("", bin); err != nil {
+			t.Fatalf("missing prerequisite: %v: %s", err, prereq.Hint(bin))
 		}
 	}
 }
@@ -288,7 +301,7 @@ func (s *Server) startLocked(ctx context.Context) error {
 		args = append(args, "--storage.tsdb.retention.time=30d")
 	}
 	args = append(args, s.opts.ExtraArgs...)
-	cmd := exec.Command("prometheus", args...)
+	cmd := exec.Command(s.bin, args...)
 	cmd.Dir = s.dataDir
 	cmd.Stdout, cmd.Stderr = logf, logf
 	cmd.SysProcAttr = sysProcAttr()
@@ -364,6 +377,12 @@ func configYAML(opts Options) string {
 	}
 	var b strings.Builder
 	fmt.Fprintf(&b, "global:\n  scrape_interval: %s\n  evaluation_interval: %s\n", promDuration(interval), promDuration(interval))
+	if len(opts.ExternalLabels) > 0 {
+		b.WriteString("  external_labels:\n")
+		for _, k := range slices.Sorted(maps.Keys(opts.ExternalLabels)) {
+			fmt.Fprintf(&b, "    %s: %s\n", strconv.Quote(k), strconv.Quote(opts.ExternalLabels[k]))
+		}
+	}
 	if opts.OutOfOrderWindow > 0 {
 		fmt.Fprintf(&b, "storage:\n  tsdb:\n    out_of_order_time_window: %s\n", promDuration(opts.OutOfOrderWindow))
 	}

@@ -35,6 +35,7 @@ func TestOptions(t *testing.T) {
 	srv := promtest.StartT(t, promtest.Options{
 		EvaluationInterval: 100 * time.Millisecond,
 		OutOfOrderWindow:   90 * time.Minute,
+		ExternalLabels:     map[string]string{"site": "a"},
 		RuleFiles:          []string{rules},
 		ScrapeConfigs: `- job_name: somewhere
   static_configs:
@@ -51,7 +52,7 @@ func TestOptions(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, want := range []string{"job_name: somewhere", "evaluation_interval: 100ms", "out_of_order_time_window: 1h30m", rules} {
+	for _, want := range []string{"job_name: somewhere", "evaluation_interval: 100ms", "out_of_order_time_window: 1h30m", "site: a", rules} {
 		if !strings.Contains(string(body), want) {
 			t.Errorf("loaded configuration lacks %q:\n%s", want, body)
 		}
@@ -140,5 +141,27 @@ func TestCreateBlocksRefusesDuplicates(t *testing.T) {
 	})
 	if err == nil || !strings.Contains(err.Error(), "dup: two points at timestamp 5000") {
 		t.Errorf("got %v, want a duplicate timestamp error", err)
+	}
+}
+
+// TestSelectedPrometheus checks that the server Start runs is the one
+// $KEDASTRAL_PROMETHEUS_BIN selects: Prometheus 3 in the matrix's second run
+// (make test-prom3), the one on PATH otherwise.
+func TestSelectedPrometheus(t *testing.T) {
+	t.Parallel()
+	want, err := promtest.SelectedVersion()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if os.Getenv(promtest.BinEnv) != "" && !strings.HasPrefix(want, "3.") {
+		t.Errorf("%s=%s holds Prometheus %s, want 3.x", promtest.BinEnv, os.Getenv(promtest.BinEnv), want)
+	}
+	srv := promtest.StartT(t, promtest.Options{})
+	got, err := srv.Version(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got != want {
+		t.Errorf("server reports version %s, the selected binary %s", got, want)
 	}
 }

@@ -5,6 +5,7 @@
 #
 #   test/bins/build.sh [kube]      # etcd and kube-apiserver (test/kube); about 7 minutes of CPU once
 #   test/bins/build.sh prometheus  # Prometheus 3 and its promtool; about 9 minutes of CPU once
+#   test/bins/build.sh thanos      # Thanos (receive, query, sidecar in one binary; test/stores)
 #
 # Each prints the directory holding its binaries on standard output; what it
 # does goes to standard error. Each component pins its version in the go.mod
@@ -19,10 +20,10 @@ export CGO_ENABLED=0 GOFLAGS=-mod=mod GOTOOLCHAIN="${GOTOOLCHAIN:-auto}"
 # version MOD: the version the wrapper module MOD requires of its one direct dependency.
 version() { awk '$1=="require" && NF==3 {print $3; exit}' "$here/$1/go.mod"; }
 
-# build MOD OUT PKG [LDFLAGS]: go build PKG inside wrapper module MOD into OUT,
+# build MOD OUT PKG [LDFLAGS [TAGS]]: go build PKG inside wrapper module MOD into OUT,
 # atomically, with a line every 30 s so a long build never looks hung.
 build() {
-  local mod=$1 out=$2 pkg=$3 ldflags=${4:-} lock
+  local mod=$1 out=$2 pkg=$3 ldflags=${4:-} tags=${5:-} lock
   # Two runs at once (make test in two worktrees) build it once: the second
   # waits for the first and finds the binary.
   exec {lock}>"$out.lock"
@@ -45,7 +46,7 @@ build() {
   local ticker=$! rc=0
   # No RETURN trap: it would outlive this function and fire, with $ticker
   # unset, when its caller returns.
-  (cd "$here/$mod" && go build -trimpath -ldflags="-s $ldflags" -o "$out.tmp" "$pkg") || rc=$?
+  (cd "$here/$mod" && go build -trimpath -tags="$tags" -ldflags="-s $ldflags" -o "$out.tmp" "$pkg") || rc=$?
   kill "$ticker" 2>/dev/null || true
   if [ "$rc" -ne 0 ]; then
     echo "building $(basename "$out") failed (exit $rc)" >&2
@@ -88,11 +89,29 @@ prometheus() {
   echo "$dir"
 }
 
+thanos() {
+  local v dir
+  v="$(version thanos)"
+  # Thanos converts Prometheus' labels.Labels to its own protobuf labels with
+  # unsafe casts that hold only for the slice implementation: built without
+  # the slicelabels tag (as its .promu.yml sets), its gRPC servers panic on
+  # the first call. The tag is part of the cache key.
+  dir="$root/thanos-$v-slicelabels"
+  mkdir -p "$dir"
+  # Thanos v0.42 needs Go 1.26.10; its wrapper module names toolchain
+  # go1.26.11 (the project's own), which GOTOOLCHAIN=auto fetches.
+  local c=github.com/prometheus/common/version
+  local ld="-X $c.Version=${v#v} -X $c.Revision=module-$v -X $c.Branch=module -X $c.BuildUser=kedastral"
+  [ -x "$dir/thanos" ] || build thanos "$dir/thanos" github.com/thanos-io/thanos/cmd/thanos "$ld" slicelabels
+  echo "$dir"
+}
+
 case "${1:-kube}" in
 kube) kube ;;
 prometheus) prometheus ;;
+thanos) thanos ;;
 *)
-  echo "usage: $0 [kube|prometheus]" >&2
+  echo "usage: $0 [kube|prometheus|thanos]" >&2
   exit 2
   ;;
 esac

@@ -81,8 +81,8 @@ func main() {
 
 func run(ctx context.Context, out io.Writer, once bool) error {
 	for _, bin := range []string{"prometheus", "promtool"} {
-		if _, err := exec.LookPath(bin); err != nil {
-			return fmt.Errorf("%s is not on PATH: `make demo` installs it (test/setup.sh demo: Debian's prometheus package as root, else Prometheus 3 built into ~/.cache/kedastral/bin)", bin)
+		if _, err := promtest.Binary("", bin); err != nil {
+			return fmt.Errorf("%w; `make demo` installs it (test/setup.sh demo: Debian's prometheus package as root, else Prometheus 3 built into ~/.cache/kedastral/bin)", err)
 		}
 	}
 	work, err := os.MkdirTemp("", "kedastral-demo-")
