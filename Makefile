@@ -42,7 +42,7 @@ setup: ## Install or build every prerequisite of the tests (test/setup.sh: idemp
 	@test/setup.sh test
 
 .PHONY: test
-test: $(SETUP) lint bins-stores ## Set up, then run every test: main module (test/stores: Thanos), fuzz, KEDA conformance, deploy/, vuln.
+test: $(SETUP) lint ## Set up, then run every test: main module (test/stores: Thanos), fuzz, KEDA conformance, deploy/, vuln.
 	$(GO) test -count=1 -timeout 30m ./...
 	$(MAKE) SETUP_DONE=1 fuzz-short test-keda test-deploy vuln
 

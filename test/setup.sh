@@ -162,6 +162,7 @@ set_test() {
   gotool github.com/yannh/kubeconform/cmd/kubeconform@v0.8.0
   gotool github.com/VictoriaMetrics/VictoriaMetrics/app/victoria-metrics@v1.151.0
   bins kube
+  bins thanos
   prebuild test/keda
 }
 
