@@ -30,7 +30,7 @@ build() {
   local start=$SECONDS
   (while sleep 30; do echo "  still building $(basename "$out"), $((SECONDS - start)) s" >&2; done) &
   local ticker=$!
-  trap 'kill $ticker 2>/dev/null || true' RETURN
+  trap 'kill $ticker 2>/dev/null || true; trap - RETURN' RETURN
   (cd "$here/$mod" && go build -trimpath -ldflags="-s $ldflags" -o "$out.tmp" "$pkg")
   mv "$out.tmp" "$out"
   echo "built $(basename "$out") in $((SECONDS - start)) s" >&2
