@@ -3,9 +3,12 @@
 # proxy, each into one cache directory keyed by its version, so only the first
 # run on a machine pays for a build; later runs print the directory at once.
 #
-#   test/bins/build.sh [kube]      # etcd and kube-apiserver (test/kube); about 7 minutes of CPU once
+#   test/bins/build.sh [kube]      # etcd, kube-apiserver (test/kube) and kube-controller-manager
+#                                  # (test/live); about 7 + 18 minutes of CPU once
 #   test/bins/build.sh prometheus  # Prometheus 3 and its promtool; about 9 minutes of CPU once
 #   test/bins/build.sh thanos      # Thanos (receive, query, sidecar in one binary; test/stores)
+#   test/bins/build.sh keda        # KEDA's operator and metrics API server (adapter) and its CRDs
+#                                  # (test/live); about 24 minutes of CPU once
 #
 # Each prints the directory holding its binaries on standard output; what it
 # does goes to standard error. Each component pins its version in the go.mod
@@ -71,6 +74,29 @@ kube() {
   [ -x "$dir/kube-apiserver" ] || build apiserver "$dir/kube-apiserver" k8s.io/kubernetes/cmd/kube-apiserver \
     "-X $v.gitVersion=$k8s -X $v.gitMajor=1 -X $v.gitMinor=$minor -X $v.gitTreeState=clean"
   [ -x "$dir/etcd" ] || build etcd "$dir/etcd" go.etcd.io/etcd/server/v3
+  # The HorizontalPodAutoscaler and Deployment controllers of the live loop;
+  # from the same wrapper module, so it shares most packages with the API server.
+  [ -x "$dir/kube-controller-manager" ] || build apiserver "$dir/kube-controller-manager" k8s.io/kubernetes/cmd/kube-controller-manager \
+    "-X $v.gitVersion=$k8s -X $v.gitMajor=1 -X $v.gitMinor=$minor -X $v.gitTreeState=clean"
+  echo "$dir"
+}
+
+# keda: KEDA's operator (keda) and metrics API server (keda-adapter) as its
+# Makefile builds them, and its CRDs from the module (config/crd/bases).
+keda() {
+  local v dir
+  v="$(version keda)"
+  dir="$root/keda-$v"
+  mkdir -p "$dir/crds"
+  local ld="-X github.com/kedacore/keda/v2/version.Version=${v#v} -X github.com/kedacore/keda/v2/version.GitCommit=module-$v"
+  [ -x "$dir/keda" ] || build keda "$dir/keda" github.com/kedacore/keda/v2/cmd/operator "$ld"
+  [ -x "$dir/keda-adapter" ] || build keda "$dir/keda-adapter" github.com/kedacore/keda/v2/cmd/adapter "$ld"
+  if [ ! -f "$dir/crds/keda.sh_scaledobjects.yaml" ]; then
+    local src
+    src="$(cd "$here/keda" && go mod download -json "github.com/kedacore/keda/v2@$v" | sed -n 's/^[[:space:]]*"Dir": "\(.*\)",$/\1/p')"
+    cp "$src"/config/crd/bases/*.yaml "$dir/crds/"
+    chmod 0644 "$dir"/crds/*.yaml
+  fi
   echo "$dir"
 }
 
@@ -110,8 +136,9 @@ case "${1:-kube}" in
 kube) kube ;;
 prometheus) prometheus ;;
 thanos) thanos ;;
+keda) keda ;;
 *)
-  echo "usage: $0 [kube|prometheus|thanos]" >&2
+  echo "usage: $0 [kube|prometheus|thanos|keda]" >&2
   exit 2
   ;;
 esac
