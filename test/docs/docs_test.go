@@ -11,7 +11,6 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
-	"slices"
 	"strings"
 	"testing"
 	"unicode"
@@ -23,12 +22,6 @@ const (
 	repoRoot       = "../.."
 	maxReadmeLines = 200
 )
-
-// pendingPages are pages that other branches add; a link to one of them is
-// accepted while it is missing.
-// TODO(merge): remove once development.md, image.md, live-loop.md and
-// stores.md are on main.
-var pendingPages = []string{"docs/development.md", "docs/image.md", "docs/live-loop.md", "docs/stores.md"}
 
 // page is a Markdown file, read outside its code: links, headings and the
 // fenced code blocks.
@@ -194,10 +187,6 @@ func TestLinks(t *testing.T) {
 			checked++
 			st, err := os.Stat(filepath.Join(repoRoot, filepath.FromSlash(target)))
 			if err != nil {
-				if os.IsNotExist(err) && slices.Contains(pendingPages, target) {
-					t.Logf("%s: %s is not here yet (another branch adds it)", where, target)
-					continue
-				}
 				t.Errorf("%s: %v", where, err)
 				continue
 			}
@@ -227,7 +216,7 @@ func TestIndex(t *testing.T) {
 		file, _, _ := strings.Cut(l.target, "#")
 		linked[filepath.ToSlash(filepath.Clean(filepath.Join("docs", file)))] = true
 	}
-	for _, rel := range append(docPages(t), pendingPages...) {
+	for _, rel := range docPages(t) {
 		if rel == "README.md" || rel == "docs/README.md" {
 			continue
 		}
