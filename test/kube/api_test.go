@@ -19,18 +19,19 @@ func TestExamplesAccepted(t *testing.T) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	keda := len(kedaCRDs()) > 0
+	if len(kedaCRDs()) == 0 {
+		t.Fatal("KEDA's CRDs are not in the module cache: run make setup (go mod download github.com/kedacore/keda/v2@v2.21.0)")
+	}
 	created := 0
 	for _, f := range files {
+		if strings.HasPrefix(filepath.Base(f), "values-") {
+			continue // Helm values files (values-kube-prometheus-stack.yaml), not manifests: deploy/test renders them
+		}
 		objs, err := readObjects(f)
 		if err != nil {
 			t.Fatal(err)
 		}
 		for _, o := range objs {
-			if strings.HasPrefix(o.GetAPIVersion(), "keda.sh/") && !keda {
-				t.Logf("%s: %s %s not checked: KEDA's CRDs are not in the module cache (go mod download github.com/kedacore/keda/v2@v2.21.0)", filepath.Base(f), o.GetKind(), o.GetName())
-				continue
-			}
 			if o.GetNamespace() == "" {
 				o.SetNamespace("examples")
 			}
