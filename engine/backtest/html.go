@@ -7,6 +7,8 @@ import (
 	"math"
 	"strings"
 	"time"
+
+	"github.com/kedastral/kedastral/engine/internal/axis"
 )
 
 // maxChartPoints bounds the points per chart line; longer replays are
@@ -102,7 +104,7 @@ func WriteHTML(w io.Writer, r *Result) error {
 		names1 = append(names1, fmt.Sprintf("predicted %s ahead (q=%v)", fmtDuration(r.Ahead[0]), r.Quantile))
 	}
 	c1 := chart{ID: "demand", Title: "Demand: observed and predicted", YLabel: demandLabel(r.Metric), XLabel: "time (UTC)", W: 1100, H: 320}
-	yMax, yt := niceScale(maxOf(series1...))
+	yMax, yt := axis.Nice(maxOf(series1...), 5)
 	for i, s := range series1 {
 		col := colors["observed"]
 		if i == 1 {
@@ -133,7 +135,7 @@ func WriteHTML(w io.Writer, r *Result) error {
 	for i := from; i < to; i++ {
 		needed = append(needed, r.Rows[i].Observed/r.TargetPerPod)
 	}
-	yMax2, yt2 := niceScale(maxOf(append(reps, needed)...))
+	yMax2, yt2 := axis.Nice(maxOf(append(reps, needed)...), 5)
 	for i, v := range reps {
 		c2.Lines = append(c2.Lines, line{Name: names2[i], Color: colors[names2[i]], Points: polyline(v, c2, yMax2)})
 	}
@@ -225,37 +227,11 @@ func demandLabel(metric string) string {
 	return "demand (" + metric + ")"
 }
 
-// niceScale returns the top of an axis that starts at 0 and shows max, and
-// its ticks: round numbers, 1, 2 or 5 times a power of ten apart, about
-// five of them, the last one at the top.
-func niceScale(max float64) (top float64, ticks []float64) {
-	if !(max > 0) || math.IsInf(max, 0) {
-		max = 1
-	}
-	step := niceStep(max / 5)
-	n := int(math.Ceil(max/step - 1e-9))
-	for k := 0; k <= n; k++ {
-		ticks = append(ticks, float64(k)*step)
-	}
-	return float64(n) * step, ticks
-}
-
-// niceStep is the smallest of 1, 2, 5 × 10^k that is at least x.
-func niceStep(x float64) float64 {
-	p := math.Pow(10, math.Floor(math.Log10(x)))
-	for _, m := range []float64{1, 2, 5, 10} {
-		if m*p >= x*(1-1e-9) {
-			return m * p
-		}
-	}
-	return 10 * p
-}
-
 func yTicks(c chart, yMax float64, values []float64) []tick {
 	ph := float64(c.H - plotTop - plotBottom)
 	var t []tick
 	for _, v := range values {
-		t = append(t, tick{Pos: plotTop + ph*(1-v/yMax), Label: shortNum(v)})
+		t = append(t, tick{Pos: plotTop + ph*(1-v/yMax), Label: axis.Short(v)})
 	}
 	return t
 }
@@ -274,18 +250,6 @@ func xTicks(c chart, times []time.Time) []tick {
 	// picture's.
 	t[len(t)-1].Anchor = "end"
 	return t
-}
-
-func shortNum(v float64) string {
-	switch a := math.Abs(v); {
-	case a >= 1e9:
-		return fmt.Sprintf("%.3gG", v/1e9)
-	case a >= 1e6:
-		return fmt.Sprintf("%.3gM", v/1e6)
-	case a >= 1e3:
-		return fmt.Sprintf("%.3gk", v/1e3)
-	}
-	return fmt.Sprintf("%.3g", v)
 }
 
 // htmlParts are the pieces both pages share: the head and its style, the

@@ -8,6 +8,8 @@ import (
 	"time"
 
 	"github.com/prometheus/prometheus/model/labels"
+
+	"github.com/kedastral/kedastral/engine/internal/axis"
 )
 
 // Colors of the status page's charts.
@@ -59,8 +61,8 @@ func seriesChart(pts []RecentPoint, ahead time.Duration) template.HTML {
 		}
 		maxDesired = max(maxDesired, float64(p.Desired))
 	}
-	top, ticks := niceScale(maxDemand)
-	rtop, rticks := niceScale(maxDesired)
+	top, ticks := axis.Nice(maxDemand, 4)
+	rtop, rticks := axis.Nice(maxDesired, 4)
 	y := func(v float64) float64 { return demandTop + (demandBottom-demandTop)*(1-v/top) }
 	ry := func(v float64) float64 { return desiredTop + (desiredBotom-desiredTop)*(1-v/rtop) }
 
@@ -71,10 +73,10 @@ func seriesChart(pts []RecentPoint, ahead time.Duration) template.HTML {
 	fmt.Fprintf(&b, `<rect x="%d" y="%d" width="%.0f" height="%d" fill="#fafafa" stroke="#ccc"/>`, chartLeft, desiredTop, pw, desiredBotom-desiredTop)
 	for _, v := range ticks {
 		fmt.Fprintf(&b, `<line x1="%d" x2="%d" y1="%.1f" y2="%.1f" stroke="#e4e4e4"/><text x="%d" y="%.1f" text-anchor="end" dominant-baseline="middle">%s</text>`,
-			chartLeft, chartW-chartRight, y(v), y(v), chartLeft-4, y(v), shortNum(v))
+			chartLeft, chartW-chartRight, y(v), y(v), chartLeft-4, y(v), axis.Short(v))
 	}
 	for _, v := range []float64{0, rticks[len(rticks)-1]} {
-		fmt.Fprintf(&b, `<text x="%d" y="%.1f" text-anchor="end" dominant-baseline="middle">%s</text>`, chartLeft-4, ry(v), shortNum(v))
+		fmt.Fprintf(&b, `<text x="%d" y="%.1f" text-anchor="end" dominant-baseline="middle">%s</text>`, chartLeft-4, ry(v), axis.Short(v))
 	}
 	// Now: the newest cycle; right of it, the forecast only.
 	now := x(pts[len(pts)-1].T)
@@ -122,38 +124,4 @@ func seriesChart(pts []RecentPoint, ahead time.Duration) template.HTML {
 	fmt.Fprintf(&b, `<text x="%d" y="%d" text-anchor="start">replicas</text>`, chartLeft+4, desiredTop-4)
 	b.WriteString(`</svg>`)
 	return template.HTML(b.String()) //nolint:gosec // built from numbers and fixed strings only
-}
-
-// niceScale returns the top of an axis that starts at 0 and shows max, and
-// its ticks, 1, 2 or 5 times a power of ten apart.
-func niceScale(max float64) (top float64, ticks []float64) {
-	if !(max > 0) || math.IsInf(max, 0) {
-		max = 1
-	}
-	x := max / 4
-	p := math.Pow(10, math.Floor(math.Log10(x)))
-	step := 10 * p
-	for _, m := range []float64{1, 2, 5} {
-		if m*p >= x*(1-1e-9) {
-			step = m * p
-			break
-		}
-	}
-	n := int(math.Ceil(max/step - 1e-9))
-	for k := 0; k <= n; k++ {
-		ticks = append(ticks, float64(k)*step)
-	}
-	return float64(n) * step, ticks
-}
-
-func shortNum(v float64) string {
-	switch a := math.Abs(v); {
-	case a >= 1e9:
-		return fmt.Sprintf("%.3gG", v/1e9)
-	case a >= 1e6:
-		return fmt.Sprintf("%.3gM", v/1e6)
-	case a >= 1e3:
-		return fmt.Sprintf("%.3gk", v/1e3)
-	}
-	return fmt.Sprintf("%.3g", v)
 }
