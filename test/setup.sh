@@ -163,6 +163,7 @@ set_test() {
   gotool github.com/VictoriaMetrics/VictoriaMetrics/app/victoria-metrics@v1.151.0
   bins kube
   bins thanos
+  bins prometheus
   prebuild test/keda
 }
 

@@ -1,10 +1,5 @@
-//go:build prom3wip
-
-// Work in progress (issue #20): Remote Write 2.0 and UTF-8 names on
-// Prometheus 3, written before Prometheus 3 had finished building here and
-// never run; behind the prom3wip build tag until it has. Run with
-// `go test -tags prom3wip -run Prometheus3 ./promapi` once
-// test/bins/build.sh prometheus has built it.
+// Remote Write 2.0 and UTF-8 names on Prometheus 3 (test/bins/build.sh
+// prometheus builds it; make setup does).
 package promapi_test
 
 import (
