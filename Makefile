@@ -7,11 +7,11 @@ GO      ?= go
 # own; auto lets the go command fetch go1.26.11 from the module proxy.
 export GOTOOLCHAIN ?= auto
 PKG     := github.com/kedastral/kedastral
-# The version: the file VERSION (semver without the v) is its one source; a
+# The version: the file deploy/VERSION (semver without the v) is its one source; a
 # release is tagged v$(VERSION), and the chart's version and appVersion, the
 # newest release in CHANGELOG.md and the image tag are the same
 # (docs/releasing.md; deploy/test checks them).
-VERSION ?= $(shell cat VERSION)
+VERSION ?= $(shell cat deploy/VERSION)
 REV     := $(shell git rev-parse HEAD 2>/dev/null)
 BRANCH  := $(shell git rev-parse --abbrev-ref HEAD 2>/dev/null)
 LDFLAGS := -X github.com/prometheus/common/version.Version=$(VERSION) \

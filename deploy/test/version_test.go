@@ -14,10 +14,10 @@ import (
 // pre-release, no leading v (the git tag is v<VERSION>).
 var semver = regexp.MustCompile(`^(0|[1-9]\d*)\.(0|[1-9]\d*)\.(0|[1-9]\d*)(-[0-9A-Za-z.-]+)?$`)
 
-// readVersion reads the one source of the version, the file VERSION.
+// readVersion reads the one source of the version, the file deploy/VERSION.
 func readVersion(t *testing.T) string {
 	t.Helper()
-	b, err := os.ReadFile(filepath.Join(repoRoot, "VERSION"))
+	b, err := os.ReadFile(filepath.Join(repoRoot, "deploy", "VERSION"))
 	if err != nil {
 		t.Fatal(err)
 	}
