@@ -64,7 +64,7 @@ func startVictoriaMetrics(t *testing.T, series []promtest.Series) backend {
 	)
 	b := backend{name: "victoriametrics", url: "http://" + addr, remoteWriteURL: "http://" + addr + "/api/v1/write"}
 	testutil.Eventually(t, 30*time.Second, "healthy victoria-metrics", func() (string, bool) {
-		code, body := get(t, b.url+"/health")
+		code, body := testutil.Get(t, b.url+"/health")
 		return body, code == 200
 	})
 	w, err := promapi.NewWriter(promapi.WriterConfig{URL: b.remoteWriteURL})
@@ -84,7 +84,7 @@ func startVictoriaMetrics(t *testing.T, series []promtest.Series) backend {
 	if _, err := w.Write(ctx, samples); err != nil {
 		t.Fatal(err)
 	}
-	if code, body := get(t, b.url+"/internal/force_flush"); code != 200 {
+	if code, body := testutil.Get(t, b.url+"/internal/force_flush"); code != 200 {
 		t.Fatalf("force_flush: %d %s", code, body)
 	}
 	return b

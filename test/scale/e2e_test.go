@@ -58,13 +58,13 @@ func TestEndToEndVictoriaMetrics(t *testing.T) {
 // forecaster is gone.
 func endToEnd(t *testing.T, b backend) {
 	policyFile := writePolicy(t)
-	_, fc := startOnFreePorts(t, "forecaster", 1, func(a []string) []string {
+	_, fc := testutil.StartKedastral(t, "forecaster", 1, func(a []string) []string {
 		return []string{"forecaster", "--config.file=" + policyFile,
 			"--prometheus.url=" + b.url, "--remote-write.url=" + b.remoteWriteURL,
 			"--web.listen-address=" + a[0], "--log.level=debug"}
 	})
 	testutil.Eventually(t, 60*time.Second, "kedastral_desired_replicas of every deployment in "+b.name, func() (string, bool) {
-		v, body := instant(t, b.url, `kedastral_desired_replicas{policy="fleet"}`)
+		v, body := testutil.Instant(t, b.url, `kedastral_desired_replicas{policy="fleet"}`)
 		if len(v) != len(e2eDesired) {
 			return body, false
 		}
@@ -76,13 +76,13 @@ func endToEnd(t *testing.T, b backend) {
 		return body, true
 	})
 
-	addrs, _ := startOnFreePorts(t, "scaler", 2, func(a []string) []string {
+	addrs, _ := testutil.StartKedastral(t, "scaler", 2, func(a []string) []string {
 		return []string{"scaler", "--prometheus.url=" + b.url,
 			"--grpc.listen-address=" + a[0], "--web.listen-address=" + a[1], "--cache.ttl=0s"}
 	})
 	grpcAddr, web := addrs[0], addrs[1]
 	testutil.Eventually(t, 30*time.Second, "ready scaler", func() (string, bool) {
-		code, body := get(t, "http://"+web+"/-/ready")
+		code, body := testutil.Get(t, "http://"+web+"/-/ready")
 		return body, code == 200
 	})
 	conn, err := grpc.NewClient(grpcAddr, grpc.WithTransportCredentials(insecure.NewCredentials()))

@@ -33,7 +33,7 @@ func TestShardedForecasters(t *testing.T) {
 	}
 	webs := make([]string, shards)
 	for i := range shards {
-		addrs, _ := startOnFreePorts(t, fmt.Sprintf("forecaster %d", i), 1, func(a []string) []string {
+		addrs, _ := testutil.StartKedastral(t, fmt.Sprintf("forecaster %d", i), 1, func(a []string) []string {
 			return []string{"forecaster", "--config.file=" + cfg, "--prometheus.url=" + b.url,
 				"--web.listen-address=" + a[0],
 				"--shard.count=" + strconv.Itoa(shards), "--shard.index=" + strconv.Itoa(i)}
@@ -42,10 +42,10 @@ func TestShardedForecasters(t *testing.T) {
 	}
 
 	testutil.Eventually(t, 60*time.Second, "every series in Prometheus", func() (string, bool) {
-		v, body := instant(t, b.url, `kedastral_desired_replicas{policy="fleet"}`)
+		v, body := testutil.Instant(t, b.url, `kedastral_desired_replicas{policy="fleet"}`)
 		return body, len(v) == n
 	})
-	v, _ := instant(t, b.url, `kedastral_desired_replicas{policy="fleet"}`)
+	v, _ := testutil.Instant(t, b.url, `kedastral_desired_replicas{policy="fleet"}`)
 	for _, s := range v {
 		d := s.Metric["deployment"]
 		if want := fmt.Sprint(int(load[d] / 10)); s.Value[1] != want {
@@ -58,7 +58,7 @@ func TestShardedForecasters(t *testing.T) {
 	for i, web := range webs {
 		var got []string
 		testutil.Eventually(t, 30*time.Second, fmt.Sprintf("forecaster %d's series", i), func() (string, bool) {
-			_, body := get(t, "http://"+web+"/api/v1/policies")
+			_, body := testutil.Get(t, "http://"+web+"/api/v1/policies")
 			var st struct {
 				Data []struct {
 					Name   string
@@ -90,13 +90,13 @@ func TestShardedForecasters(t *testing.T) {
 
 	// Exactly one replica writes the policy's capacity; no write failed
 	// (a second writer of a series would fail with duplicate samples).
-	if c, body := instant(t, b.url, `count(count_over_time(kedastral_capacity_per_replica{policy="fleet"}[1m]))`); len(c) != 1 || c[0].Value[1] != "1" {
+	if c, body := testutil.Instant(t, b.url, `count(count_over_time(kedastral_capacity_per_replica{policy="fleet"}[1m]))`); len(c) != 1 || c[0].Value[1] != "1" {
 		t.Errorf("kedastral_capacity_per_replica series: %s", body)
 	}
 	failed := regexp.MustCompile(`(?m)^kedastral_remote_write_samples_failed_total (\S+)`)
 	writers := 0
 	for i, web := range webs {
-		_, metrics := get(t, "http://"+web+"/metrics")
+		_, metrics := testutil.Get(t, "http://"+web+"/metrics")
 		if m := failed.FindStringSubmatch(metrics); m == nil || m[1] != "0" {
 			t.Errorf("forecaster %d: kedastral_remote_write_samples_failed_total %v", i, m)
 		}

@@ -8,15 +8,9 @@ package stores
 
 import (
 	"context"
-	"encoding/json"
-	"fmt"
-	"io"
-	"net/http"
-	"net/url"
 	"os"
 	"regexp"
 	"strconv"
-	"strings"
 	"testing"
 	"time"
 
@@ -32,67 +26,10 @@ func TestMain(m *testing.M) {
 	os.Exit(code)
 }
 
-func get(t *testing.T, u string) (int, string) {
-	t.Helper()
-	c := http.Client{Timeout: 10 * time.Second}
-	resp, err := c.Get(u)
-	if err != nil {
-		return 0, err.Error()
-	}
-	defer resp.Body.Close()
-	body, _ := io.ReadAll(resp.Body)
-	return resp.StatusCode, string(body)
-}
-
-// vector is an instant query's result: labels and value per series.
-type vector []struct {
-	Metric map[string]string `json:"metric"`
-	Value  [2]any            `json:"value"`
-}
-
-// instant runs an instant query against a Prometheus-compatible API.
-func instant(t *testing.T, base, q string) (vector, string) {
-	t.Helper()
-	_, body := get(t, base+"/api/v1/query?query="+url.QueryEscape(q))
-	var r struct {
-		Status string `json:"status"`
-		Data   struct {
-			Result vector `json:"result"`
-		} `json:"data"`
-	}
-	if err := json.Unmarshal([]byte(body), &r); err != nil || r.Status != "success" {
-		return nil, fmt.Sprintf("query %s: %v: %s", q, err, body)
-	}
-	return r.Data.Result, body
-}
-
-// startKedastral starts the kedastral binary with the arguments args builds
-// from n free loopback addresses, again on new ones when another process
-// took one (at most 3 tries).
-func startKedastral(t *testing.T, name string, n int, args func(addrs []string) []string) ([]string, *testutil.Proc) {
-	t.Helper()
-	for try := 1; ; try++ {
-		addrs := make([]string, n)
-		for i := range addrs {
-			addrs[i] = testutil.FreeAddr(t)
-		}
-		p := testutil.Start(t, testutil.ProcOptions{Name: name}, testutil.Kedastral(t), args(addrs)...)
-		select {
-		case <-p.Done():
-			if strings.Contains(p.Logs.String(), "address already in use") && try < 3 {
-				continue
-			}
-			t.Fatalf("%s exited at start:\n%s", name, p.Logs.String())
-		case <-time.After(2 * time.Second):
-		}
-		return addrs, p
-	}
-}
-
 // metric reads a counter or gauge without labels from a /metrics page.
 func metric(t *testing.T, web, name string) float64 {
 	t.Helper()
-	_, page := get(t, "http://"+web+"/metrics")
+	_, page := testutil.Get(t, "http://"+web+"/metrics")
 	m := regexp.MustCompile(`(?m)^` + regexp.QuoteMeta(name) + ` (\S+)$`).FindStringSubmatch(page)
 	if m == nil {
 		t.Fatalf("%s not on %s/metrics", name, web)

@@ -60,14 +60,14 @@ func TestThanosReceiverOutage(t *testing.T) {
 	start := time.Now()
 
 	policyFile := writePolicy(t)
-	fcAddrs, fc := startKedastral(t, "forecaster", 1, func(a []string) []string {
+	fcAddrs, fc := testutil.StartKedastral(t, "forecaster", 1, func(a []string) []string {
 		return []string{"forecaster", "--config.file=" + policyFile,
 			"--prometheus.url=" + th.queryURL, "--remote-write.url=" + th.receivers[0].RemoteWriteURL(),
 			"--web.listen-address=" + a[0]}
 	})
 	fcWeb := fcAddrs[0]
 	testutil.Eventually(t, 60*time.Second, "kedastral_desired_replicas of every deployment through thanos query", func() (string, bool) {
-		v, body := instant(t, th.queryURL, `kedastral_desired_replicas{policy="fleet"}`)
+		v, body := testutil.Instant(t, th.queryURL, `kedastral_desired_replicas{policy="fleet"}`)
 		if len(v) != len(fleet) {
 			return body, false
 		}
@@ -79,12 +79,12 @@ func TestThanosReceiverOutage(t *testing.T) {
 		return body, true
 	})
 
-	scAddrs, _ := startKedastral(t, "scaler", 2, func(a []string) []string {
+	scAddrs, _ := testutil.StartKedastral(t, "scaler", 2, func(a []string) []string {
 		return []string{"scaler", "--prometheus.url=" + th.queryURL,
 			"--grpc.listen-address=" + a[0], "--web.listen-address=" + a[1], "--cache.ttl=0s"}
 	})
 	testutil.Eventually(t, 30*time.Second, "ready scaler", func() (string, bool) {
-		code, body := get(t, "http://"+scAddrs[1]+"/-/ready")
+		code, body := testutil.Get(t, "http://"+scAddrs[1]+"/-/ready")
 		return body, code == 200
 	})
 	conn, err := grpc.NewClient(scAddrs[0], grpc.WithTransportCredentials(insecure.NewCredentials()))

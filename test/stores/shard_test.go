@@ -22,7 +22,7 @@ func TestThanosShardedForecasters(t *testing.T) {
 	const shards = 2
 	webs := make([]string, shards)
 	for i := range shards {
-		addrs, _ := startKedastral(t, fmt.Sprintf("forecaster %d", i), 1, func(a []string) []string {
+		addrs, _ := testutil.StartKedastral(t, fmt.Sprintf("forecaster %d", i), 1, func(a []string) []string {
 			return []string{"forecaster", "--config.file=" + policyFile,
 				"--prometheus.url=" + th.queryURL, "--remote-write.url=" + th.receivers[i].RemoteWriteURL(),
 				"--web.listen-address=" + a[0],
@@ -31,10 +31,10 @@ func TestThanosShardedForecasters(t *testing.T) {
 		webs[i] = addrs[0]
 	}
 	testutil.Eventually(t, 60*time.Second, "kedastral_desired_replicas of every deployment through thanos query", func() (string, bool) {
-		v, body := instant(t, th.queryURL, `kedastral_desired_replicas{policy="fleet"}`)
+		v, body := testutil.Instant(t, th.queryURL, `kedastral_desired_replicas{policy="fleet"}`)
 		return body, len(v) == len(fleet)
 	})
-	v, body := instant(t, th.queryURL, `kedastral_desired_replicas{policy="fleet"}`)
+	v, body := testutil.Instant(t, th.queryURL, `kedastral_desired_replicas{policy="fleet"}`)
 	seen := map[string]bool{}
 	for _, s := range v {
 		d := s.Metric["deployment"]
@@ -51,7 +51,7 @@ func TestThanosShardedForecasters(t *testing.T) {
 	for i, web := range webs {
 		var got []string
 		testutil.Eventually(t, 30*time.Second, fmt.Sprintf("forecaster %d's series", i), func() (string, bool) {
-			_, body := get(t, "http://"+web+"/api/v1/policies")
+			_, body := testutil.Get(t, "http://"+web+"/api/v1/policies")
 			var st struct {
 				Data []struct {
 					Series []struct {

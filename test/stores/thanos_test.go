@@ -118,7 +118,7 @@ func startThanos(t *testing.T, n int, prom *promtest.Server) *thanosStack {
 		"--log.level=warn")
 	s.queryURL = "http://" + q[0]
 	testutil.Eventually(t, 60*time.Second, "thanos query seeing every receiver and the sidecar", func() (string, bool) {
-		_, body := get(t, s.queryURL+"/api/v1/stores")
+		_, body := testutil.Get(t, s.queryURL+"/api/v1/stores")
 		var st struct {
 			Data map[string][]struct {
 				Name      string `json:"name"`
@@ -148,7 +148,7 @@ func (s *thanosStack) start(t *testing.T, r *receiver) {
 	r.proc = testutil.Start(t, testutil.ProcOptions{Name: "thanos receive " + r.name}, s.bin, r.args...)
 	testutil.Eventually(t, 60*time.Second, "ready receiver "+r.name, func() (string, bool) {
 		r.proc.Alive(t)
-		code, body := get(t, "http://"+r.http+"/-/ready")
+		code, body := testutil.Get(t, "http://"+r.http+"/-/ready")
 		return body, code == 200
 	})
 }
@@ -167,7 +167,7 @@ func (s *thanosStack) raw(t *testing.T, sel string, window time.Duration, dedup 
 	v.Set("query", fmt.Sprintf("%s[%ds]", sel, int(window.Seconds())))
 	v.Set("dedup", fmt.Sprint(dedup))
 	v.Set("partial_response", "false")
-	_, body := get(t, s.queryURL+"/api/v1/query?"+v.Encode())
+	_, body := testutil.Get(t, s.queryURL+"/api/v1/query?"+v.Encode())
 	var r struct {
 		Status string `json:"status"`
 		Data   struct {
